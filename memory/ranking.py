@@ -1,0 +1,127 @@
+"""Deterministic, in-process relevance ranking of a user's memories (no LLM, no I/O).
+
+Every backend's `memories.search` and the agent's recall use this one ranker, so the
+same query gives the same order whatever the storage.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+
+from memory.models import Memory
+
+_TOKEN_RE = re.compile(r"[^\W_]+", re.UNICODE)
+_STOP_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "do",
+        "does",
+        "did",
+        "for",
+        "from",
+        "has",
+        "have",
+        "how",
+        "i",
+        "i'm",
+        "in",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "our",
+        "so",
+        "that",
+        "the",
+        "their",
+        "them",
+        "they",
+        "this",
+        "to",
+        "was",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "you",
+        "your",
+        "about",
+        "know",
+        "tell",
+        "remember",
+        "recall",
+    ]
+)
+KEY_WEIGHT = 2.0
+CATEGORY_WEIGHT = 1.5
+VALUE_WEIGHT = 1.0
+
+
+def _stem(token: str) -> str:
+    """A tiny suffix stripper so 'books' matches 'book' and 'loves' matches 'love'."""
+    for suffix in ("ies", "es", "s", "ing", "ed"):
+        if len(token) > len(suffix) + 2 and token.endswith(suffix):
+            return token[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    return token
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case stemmed word tokens without stop words."""
+    return [_stem(t) for t in _TOKEN_RE.findall(text.lower()) if t not in _STOP_WORDS]
+
+
+def _fields(memory: Memory) -> tuple[set[str], set[str], set[str]]:
+    return set(tokenize(memory.key.replace("_", " "))), set(tokenize(memory.category)), set(tokenize(memory.value))
+
+
+def rank(memories: Iterable[Memory], query: str, limit: int = 5) -> list[Memory]:
+    """The `limit` memories most relevant to `query`, best first; non-matching ones are left out.
+
+    Score: for each query term, its inverse document frequency times the weight of
+    the best field it appears in (key > category > value). Ties go to the most
+    recently updated memory, then to the id, so the order is total.
+    """
+    if limit < 1:
+        return []
+    terms = list(dict.fromkeys(tokenize(query)))
+    pool: Sequence[Memory] = list(memories)
+    if not terms or not pool:
+        return []
+    indexed = [(m, _fields(m)) for m in pool]
+    doc_count = len(indexed)
+    scored: list[tuple[float, Memory]] = []
+    document_frequency = {t: sum(1 for _, (k, c, v) in indexed if t in k or t in c or t in v) for t in terms}
+    for memory, (key_terms, category_terms, value_terms) in indexed:
+        score = 0.0
+        for term in terms:
+            df = document_frequency[term]
+            if df == 0:
+                continue
+            idf = math.log(1.0 + doc_count / df)
+            if term in key_terms:
+                score += KEY_WEIGHT * idf
+            elif term in category_terms:
+                score += CATEGORY_WEIGHT * idf
+            elif term in value_terms:
+                score += VALUE_WEIGHT * idf
+        if score > 0:
+            scored.append((score, memory))
+    scored.sort(key=lambda pair: (-round(pair[0], 9), -pair[1].updated_at.timestamp(), pair[1].id))
+    return [memory for _, memory in scored[:limit]]

@@ -1,0 +1,66 @@
+"""All configuration in one place, read from the environment (and `.env`).
+
+Every edge (agent worker, HTTP API, store CLI) builds its objects from these
+settings so a deployment is configured by environment variables alone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Environment-driven settings; names match `.env.example`."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    # storage
+    store_url: str = "sqlite:///./data/memory-agent.db"
+    store_fallback: Literal["", "memory"] = ""
+    store_connect_timeout: float = Field(default=5.0, gt=0)
+    store_thread_ttl_seconds: int | None = Field(default=None, gt=0)
+    store_migrate_on_open: bool = True
+    store_rls: Literal["auto", "on", "off"] = "auto"
+
+    # identity
+    identity_namespace: uuid.UUID = uuid.NAMESPACE_DNS
+
+    # agent
+    agent_name: str = "memory-agent"
+    recall_budget_ms: float = Field(default=50.0, gt=0)
+    llm_model: str = "gpt-4o-mini"
+    stt_model: str = "gpt-4o-mini-transcribe"
+    tts_model: str = "gpt-4o-mini-tts"
+    tts_voice: str = "ash"
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+
+    # LiveKit
+    livekit_url: str | None = None
+    livekit_api_key: str | None = None
+    livekit_api_secret: SecretStr | None = None
+
+    # Supabase / HTTP API
+    supabase_url: str | None = None
+    supabase_jwks_url: str | None = None
+    supabase_jwt_secret: SecretStr | None = None
+    supabase_jwt_audience: str = "authenticated"
+    supabase_service_role_key: SecretStr | None = None
+    files_url: str = "file://./data/files"
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    allowed_upload_mime_types: str = "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain"
+    max_request_bytes: int = Field(default=1024 * 1024, gt=0)
+    public_base_url: str = "http://127.0.0.1:8000"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests call `get_settings.cache_clear()`)."""
+    return Settings()

@@ -1,0 +1,444 @@
+"""The one user-keyed store interface; backends fill in small storage primitives.
+
+Validation, context handling, id generation, (de)serialisation and ChatKit
+semantics live here once, so every backend behaves the same and the contract
+suite checks the same rules everywhere. Backends only move bytes, always scoped by
+the user id they are given.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+from abc import ABC, abstractmethod
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+from chatkit.store import AttachmentStore, NotFoundError, Store, StoreItemType
+from chatkit.types import (
+    Attachment,
+    AttachmentCreateParams,
+    FileAttachment,
+    ImageAttachment,
+    Page,
+    ThreadItem,
+    ThreadMetadata,
+)
+
+from memory.models import (
+    Memory,
+    Profile,
+    normalize_category,
+    normalize_key,
+    validate_source,
+    validate_value,
+)
+from memory.ranking import rank
+from stores import codec
+from stores.files import FileStorage
+from stores.ids import (
+    clamp_limit,
+    is_descending,
+    new_id,
+    user_from_context,
+    validate_object_id,
+    validate_user_id,
+)
+
+logger = logging.getLogger(__name__)
+
+_ITEM_PREFIXES: dict[str, str] = {
+    "thread": "thr",
+    "message": "msg",
+    "tool_call": "tc",
+    "workflow": "wf",
+    "task": "tsk",
+    "attachment": "atc",
+    "sdk_hidden_context": "shcx",
+}
+MAX_EMAIL_LENGTH = 320
+MAX_PROFILE_IDENTITY_LENGTH = 512
+
+
+class RawPage:
+    """A page of serialised rows as a backend returns it."""
+
+    __slots__ = ("has_more", "rows")
+
+    def __init__(self, rows: list[str], has_more: bool) -> None:
+        self.rows = rows
+        self.has_more = has_more
+
+
+class ThreadStore(Store[Any], AttachmentStore[Any], ABC):
+    """ChatKit `Store` + `AttachmentStore`, every call scoped by `context.user_id`.
+
+    Backends implement the `_`-prefixed primitives; each takes an already validated
+    user id and must touch nothing outside that user's data.
+    """
+
+    files: FileStorage | None = None
+
+    # -- ids ---------------------------------------------------------------
+    def generate_thread_id(self, context: Any) -> str:
+        return new_id("thr")
+
+    def generate_item_id(self, item_type: StoreItemType, thread: ThreadMetadata, context: Any) -> str:
+        return new_id(_ITEM_PREFIXES.get(item_type, "itm"))
+
+    def generate_attachment_id(self, mime_type: str, context: Any) -> str:
+        return new_id("atc")
+
+    # -- threads -----------------------------------------------------------
+    async def load_thread(self, thread_id: str, context: Any) -> ThreadMetadata:
+        user_id = user_from_context(context)
+        validate_object_id(thread_id, "thread id")
+        data = await self._get_thread(user_id, thread_id)
+        if data is None:
+            raise NotFoundError(f"thread {thread_id} not found")
+        return codec.load_thread(data)
+
+    async def save_thread(self, thread: ThreadMetadata, context: Any) -> None:
+        user_id = user_from_context(context)
+        validate_object_id(thread.id, "thread id")
+        await self._put_thread(user_id, thread.id, codec.sort_key(thread.created_at), codec.dump_thread(thread))
+
+    async def load_threads(self, limit: int, after: str | None, order: str, context: Any) -> Page[ThreadMetadata]:
+        user_id = user_from_context(context)
+        descending = is_descending(order)
+        if after is not None:
+            validate_object_id(after, "cursor")
+        raw = await self._page_threads(user_id, after, clamp_limit(limit), descending)
+        threads = [codec.load_thread(row) for row in raw.rows]
+        return Page(data=threads, has_more=raw.has_more, after=threads[-1].id if raw.has_more and threads else None)
+
+    async def delete_thread(self, thread_id: str, context: Any) -> None:
+        user_id = user_from_context(context)
+        validate_object_id(thread_id, "thread id")
+        attachment_ids = await self._delete_thread(user_id, thread_id)
+        await self._delete_blobs(user_id, attachment_ids)
+
+    # -- items -------------------------------------------------------------
+    async def load_thread_items(
+        self, thread_id: str, after: str | None, limit: int, order: str, context: Any
+    ) -> Page[ThreadItem]:
+        user_id = user_from_context(context)
+        validate_object_id(thread_id, "thread id")
+        descending = is_descending(order)
+        if after is not None:
+            validate_object_id(after, "cursor")
+        raw = await self._page_items(user_id, thread_id, after, clamp_limit(limit), descending)
+        items = [codec.load_item(row) for row in raw.rows]
+        return Page(data=items, has_more=raw.has_more, after=items[-1].id if raw.has_more and items else None)
+
+    async def add_thread_item(self, thread_id: str, item: ThreadItem, context: Any) -> None:
+        await self._upsert_item(thread_id, item, context)
+
+    async def save_item(self, thread_id: str, item: ThreadItem, context: Any) -> None:
+        await self._upsert_item(thread_id, item, context)
+
+    async def _upsert_item(self, thread_id: str, item: ThreadItem, context: Any) -> None:
+        user_id = user_from_context(context)
+        validate_object_id(thread_id, "thread id")
+        validate_object_id(item.id, "item id")
+        stored = await self._put_item(
+            user_id, thread_id, item.id, codec.sort_key(item.created_at), codec.dump_item(item)
+        )
+        if not stored:
+            raise NotFoundError(f"thread {thread_id} not found")
+
+    async def load_item(self, thread_id: str, item_id: str, context: Any) -> ThreadItem:
+        user_id = user_from_context(context)
+        validate_object_id(thread_id, "thread id")
+        validate_object_id(item_id, "item id")
+        data = await self._get_item(user_id, thread_id, item_id)
+        if data is None:
+            raise NotFoundError(f"item {item_id} not found in thread {thread_id}")
+        return codec.load_item(data)
+
+    async def delete_thread_item(self, thread_id: str, item_id: str, context: Any) -> None:
+        user_id = user_from_context(context)
+        validate_object_id(thread_id, "thread id")
+        validate_object_id(item_id, "item id")
+        await self._delete_item(user_id, thread_id, item_id)
+
+    # -- attachments ---------------------------------------------------------
+    async def save_attachment(self, attachment: Attachment, context: Any) -> None:
+        user_id = user_from_context(context)
+        validate_object_id(attachment.id, "attachment id")
+        if attachment.thread_id is not None:
+            validate_object_id(attachment.thread_id, "thread id")
+        if isinstance(attachment, ImageAttachment) and self.files is not None:
+            # signed preview URLs expire: never persist them, make them fresh on load
+            attachment = attachment.model_copy(update={"preview_url": "https://preview.invalid/"})
+        await self._put_attachment(user_id, attachment.id, attachment.thread_id, codec.dump_attachment(attachment))
+
+    async def load_attachment(self, attachment_id: str, context: Any) -> Attachment:
+        user_id = user_from_context(context)
+        validate_object_id(attachment_id, "attachment id")
+        data = await self._get_attachment(user_id, attachment_id)
+        if data is None:
+            raise NotFoundError(f"attachment {attachment_id} not found")
+        attachment = codec.load_attachment(data)
+        if isinstance(attachment, ImageAttachment) and self.files is not None:
+            preview = await self.files.preview_url(user_id, attachment_id)
+            attachment = attachment.model_copy(update={"preview_url": preview})
+        return attachment
+
+    async def delete_attachment(self, attachment_id: str, context: Any) -> None:
+        """Deletes metadata and bytes; idempotent (ChatKit calls it as Store and AttachmentStore)."""
+        user_id = user_from_context(context)
+        validate_object_id(attachment_id, "attachment id")
+        existed = await self._delete_attachment(user_id, attachment_id)
+        if existed:
+            await self._delete_blobs(user_id, [attachment_id])
+
+    async def create_attachment(self, input: AttachmentCreateParams, context: Any) -> Attachment:
+        """Phase one of a two-phase upload: check limits, return where to upload. Not saved here."""
+        user_id = user_from_context(context)
+        if self.files is None:
+            raise ValueError("file uploads are not configured: set FILES_URL (e.g. file://./data/files)")
+        mime_type = input.mime_type.strip().lower()
+        if mime_type not in self.files.allowed_mime_types:
+            raise ValueError(
+                f"file type {mime_type[:80]!r} is not allowed; "
+                f"allowed: {', '.join(sorted(self.files.allowed_mime_types))}"
+            )
+        if input.size <= 0 or input.size > self.files.max_bytes:
+            raise ValueError(f"file size must be between 1 byte and {self.files.max_bytes} bytes")
+        name = input.name.strip()
+        if not name or len(name) > 255 or any(ord(ch) < 32 for ch in name):
+            raise ValueError("file name must be 1-255 printable characters")
+        attachment_id = self.generate_attachment_id(mime_type, context)
+        descriptor = await self.files.upload_descriptor(user_id, attachment_id, mime_type, input.size)
+        if mime_type.startswith("image/"):
+            preview = await self.files.preview_url(user_id, attachment_id)
+            return ImageAttachment(
+                id=attachment_id, name=name, mime_type=mime_type, upload_descriptor=descriptor, preview_url=preview
+            )
+        return FileAttachment(id=attachment_id, name=name, mime_type=mime_type, upload_descriptor=descriptor)
+
+    async def _delete_blobs(self, user_id: str, attachment_ids: list[str]) -> None:
+        if self.files is None:
+            return
+        for attachment_id in attachment_ids:
+            await self.files.delete(user_id, attachment_id)
+
+    # -- whole-user helpers used by export ---------------------------------
+    async def list_attachments(self, user_id: str) -> list[Attachment]:
+        validate_user_id(user_id)
+        return [codec.load_attachment(row) for row in await self._list_attachments(user_id)]
+
+    # -- backend primitives ------------------------------------------------
+    @abstractmethod
+    async def _get_thread(self, user_id: str, thread_id: str) -> str | None:
+        """The thread's JSON, or None if this user has no such thread."""
+
+    @abstractmethod
+    async def _put_thread(self, user_id: str, thread_id: str, sort_key: int, data: str) -> None:
+        """Upsert; an existing thread keeps its sort position (sort key and insertion seq)."""
+
+    @abstractmethod
+    async def _page_threads(self, user_id: str, after: str | None, limit: int, descending: bool) -> RawPage:
+        """Up to `limit` threads strictly after cursor thread `after` in (sort_key, seq) order.
+
+        An unknown cursor gives an empty page (never the first page again).
+        """
+
+    @abstractmethod
+    async def _delete_thread(self, user_id: str, thread_id: str) -> list[str]:
+        """Atomically delete the thread, its items and attachments bound to it; return those attachment ids."""
+
+    @abstractmethod
+    async def _get_item(self, user_id: str, thread_id: str, item_id: str) -> str | None:
+        """The item's JSON, or None."""
+
+    @abstractmethod
+    async def _put_item(self, user_id: str, thread_id: str, item_id: str, sort_key: int, data: str) -> bool:
+        """Upsert an item keeping its original position; False (and no write) if the thread is missing."""
+
+    @abstractmethod
+    async def _page_items(
+        self, user_id: str, thread_id: str, after: str | None, limit: int, descending: bool
+    ) -> RawPage:
+        """Like `_page_threads` for a thread's items; a missing thread gives an empty page."""
+
+    @abstractmethod
+    async def _delete_item(self, user_id: str, thread_id: str, item_id: str) -> None:
+        """Delete one item; missing is fine."""
+
+    @abstractmethod
+    async def _get_attachment(self, user_id: str, attachment_id: str) -> str | None:
+        """The attachment's JSON, or None."""
+
+    @abstractmethod
+    async def _put_attachment(self, user_id: str, attachment_id: str, thread_id: str | None, data: str) -> None:
+        """Upsert attachment metadata for this user."""
+
+    @abstractmethod
+    async def _delete_attachment(self, user_id: str, attachment_id: str) -> bool:
+        """Delete metadata; True if it existed."""
+
+    @abstractmethod
+    async def _list_attachments(self, user_id: str) -> list[str]:
+        """Every attachment JSON of the user."""
+
+
+class MemoryStore(ABC):
+    """Facts about a user, unique per (user, category, key); ranking is shared (memory.ranking)."""
+
+    async def remember(self, user_id: str, category: str, key: str, value: str, *, source: str | None = None) -> Memory:
+        validate_user_id(user_id)
+        return await self._upsert(
+            user_id,
+            normalize_category(category),
+            normalize_key(key),
+            validate_value(value),
+            validate_source(source),
+            codec.utc_now(),
+            new_id("mem"),
+        )
+
+    async def get(self, user_id: str, category: str, key: str) -> Memory | None:
+        validate_user_id(user_id)
+        return await self._get(user_id, normalize_category(category), normalize_key(key))
+
+    async def list(self, user_id: str, category: str | None = None) -> builtins.list[Memory]:
+        """Newest first (by last update, then id)."""
+        validate_user_id(user_id)
+        rows = await self._list(user_id, None if category is None else normalize_category(category))
+        return sorted(rows, key=lambda m: (m.updated_at, m.id), reverse=True)
+
+    async def search(self, user_id: str, query: str, limit: int = 5) -> builtins.list[Memory]:
+        """The memories most relevant to `query` (no LLM, same order on every backend)."""
+        validate_user_id(user_id)
+        if not isinstance(query, str):
+            raise ValueError("query must be a string")
+        return rank(await self._list(user_id, None), query, clamp_limit(limit))
+
+    async def forget(self, user_id: str, category: str, key: str) -> bool:
+        validate_user_id(user_id)
+        return await self._delete(user_id, normalize_category(category), normalize_key(key))
+
+    @abstractmethod
+    async def _upsert(
+        self, user_id: str, category: str, key: str, value: str, source: str | None, now: datetime, new_id: str
+    ) -> Memory:
+        """Insert, or update value/source/updated_at keeping id and created_at; return the stored row."""
+
+    @abstractmethod
+    async def _get(self, user_id: str, category: str, key: str) -> Memory | None: ...
+
+    @abstractmethod
+    async def _list(self, user_id: str, category: str | None) -> builtins.list[Memory]:
+        """All memories of the user (optionally one category), any order."""
+
+    @abstractmethod
+    async def _delete(self, user_id: str, category: str, key: str) -> bool: ...
+
+
+class ProfileStore(ABC):
+    """One profile per user, created race-free on first contact."""
+
+    async def ensure(self, user_id: str, *, identity: str | None = None, email: str | None = None) -> Profile:
+        validate_user_id(user_id)
+        if identity is not None and (not identity.strip() or len(identity) > MAX_PROFILE_IDENTITY_LENGTH):
+            raise ValueError(f"identity must be 1-{MAX_PROFILE_IDENTITY_LENGTH} characters")
+        if email is not None and (len(email) > MAX_EMAIL_LENGTH or "@" not in email or "\x00" in email):
+            raise ValueError("email must look like name@domain and be at most 320 characters")
+        return await self._ensure(user_id, identity, email, codec.utc_now())
+
+    async def get(self, user_id: str) -> Profile | None:
+        validate_user_id(user_id)
+        return await self._get(user_id)
+
+    @abstractmethod
+    async def _ensure(self, user_id: str, identity: str | None, email: str | None, now: datetime) -> Profile:
+        """Atomically create (is_first_login=True in the result) or touch last_seen_at (False).
+
+        Missing identity/email are filled in; existing ones are kept.
+        """
+
+    @abstractmethod
+    async def _get(self, user_id: str) -> Profile | None: ...
+
+
+class UserStore(ABC):
+    """The store facade: `threads`, `memories`, `profiles`, whole-user export and erase."""
+
+    threads: ThreadStore
+    memories: MemoryStore
+    profiles: ProfileStore
+    url: str  # redacted, safe to log
+
+    _closed: bool = False
+
+    async def export_user(self, user_id: str) -> dict[str, Any]:
+        """Everything stored for one user as JSON-serialisable data."""
+        validate_user_id(user_id)
+        context = {"user_id": user_id}
+        profile = await self.profiles.get(user_id)
+        threads: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            page = await self.threads.load_threads(100, after, "asc", context)
+            for thread in page.data:
+                threads.append(
+                    {**thread.model_dump(mode="json"), "items": await self._export_items(thread.id, context)}
+                )
+            if not page.has_more:
+                break
+            after = page.after
+        return {
+            "user_id": user_id,
+            "profile": profile.model_dump(mode="json") if profile else None,
+            "memories": [m.model_dump(mode="json") for m in await self.memories.list(user_id)],
+            "threads": threads,
+            "attachments": [a.model_dump(mode="json") for a in await self.threads.list_attachments(user_id)],
+        }
+
+    async def _export_items(self, thread_id: str, context: dict[str, str]) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            page = await self.threads.load_thread_items(thread_id, after, 100, "asc", context)
+            items.extend(item.model_dump(mode="json") for item in page.data)
+            if not page.has_more:
+                return items
+            after = page.after
+
+    async def forget_user(self, user_id: str) -> None:
+        """Delete every row/key of the user (and their attachment bytes); touch no one else."""
+        validate_user_id(user_id)
+        await self._forget_user(user_id)
+        if self.threads.files is not None:
+            await self.threads.files.delete_user(user_id)
+
+    @abstractmethod
+    async def _forget_user(self, user_id: str) -> None: ...
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """One round trip to the backend; raises if it is unreachable."""
+
+    async def aclose(self) -> None:
+        """Close the connection pool once; later calls do nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._close()
+
+    async def _close(self) -> None:  # noqa: B027 - optional hook, most backends have a pool to close
+        """Release connections (backends with a pool override this)."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+__all__ = ["MemoryStore", "NotFoundError", "ProfileStore", "RawPage", "ThreadStore", "UserStore", "logger"]
