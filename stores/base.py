@@ -25,6 +25,7 @@ from chatkit.types import (
     ThreadItem,
     ThreadMetadata,
 )
+from pydantic import AnyUrl
 
 from memory.models import (
     Memory,
@@ -171,7 +172,7 @@ class ThreadStore(Store[Any], AttachmentStore[Any], ABC):
             validate_object_id(attachment.thread_id, "thread id")
         if isinstance(attachment, ImageAttachment) and self.files is not None:
             # signed preview URLs expire: never persist them, make them fresh on load
-            attachment = attachment.model_copy(update={"preview_url": "https://preview.invalid/"})
+            attachment = attachment.model_copy(update={"preview_url": AnyUrl("https://preview.invalid/")})
         await self._put_attachment(user_id, attachment.id, attachment.thread_id, codec.dump_attachment(attachment))
 
     async def load_attachment(self, attachment_id: str, context: Any) -> Attachment:
@@ -183,7 +184,7 @@ class ThreadStore(Store[Any], AttachmentStore[Any], ABC):
         attachment = codec.load_attachment(data)
         if isinstance(attachment, ImageAttachment) and self.files is not None:
             preview = await self.files.preview_url(user_id, attachment_id)
-            attachment = attachment.model_copy(update={"preview_url": preview})
+            attachment = attachment.model_copy(update={"preview_url": AnyUrl(preview)})
         return attachment
 
     async def delete_attachment(self, attachment_id: str, context: Any) -> None:
@@ -215,7 +216,11 @@ class ThreadStore(Store[Any], AttachmentStore[Any], ABC):
         if mime_type.startswith("image/"):
             preview = await self.files.preview_url(user_id, attachment_id)
             return ImageAttachment(
-                id=attachment_id, name=name, mime_type=mime_type, upload_descriptor=descriptor, preview_url=preview
+                id=attachment_id,
+                name=name,
+                mime_type=mime_type,
+                upload_descriptor=descriptor,
+                preview_url=AnyUrl(preview),
             )
         return FileAttachment(id=attachment_id, name=name, mime_type=mime_type, upload_descriptor=descriptor)
 
