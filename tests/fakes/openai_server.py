@@ -1,0 +1,158 @@
+"""Tiny OpenAI-compatible chat-completions server (aiohttp) for offline tests.
+
+Serves:
+  GET  /v1/models              (livekit-plugins-openai prewarm calls this)
+  POST /v1/chat/completions    stream=true -> SSE chunks, stream=false -> JSON
+
+Behaviour is scripted by a `responder(body: dict) -> list[dict]` callable that returns
+"actions": {"text": "..."} or {"tool_call": {"name": ..., "arguments": "{...}"}}.
+Every request body is recorded in server.requests.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+Responder = Callable[[dict[str, Any]], list[dict[str, Any]]]
+
+
+def default_responder(body: dict[str, Any]) -> list[dict[str, Any]]:
+    msgs = body.get("messages", [])
+    last = msgs[-1] if msgs else {}
+    if last.get("role") == "tool":
+        return [{"text": f"Done. Tool said: {last.get('content')}"}]
+    tools = [t["function"]["name"] for t in body.get("tools", []) or []]
+    user = next((m for m in reversed(msgs) if m.get("role") == "user"), {})
+    content = user.get("content")
+    text = content if isinstance(content, str) else json.dumps(content)
+    if "remember_fact" in tools and "remember" in text.lower():
+        fact = re.sub(r"^\s*(that)?\s*", "", text.split("remember", 1)[1]).strip()
+        return [{"tool_call": {"name": "remember_fact", "arguments": json.dumps({"fact": fact})}}]
+    return [{"text": "Hello from the fake server."}]
+
+
+class FakeOpenAIServer:
+    def __init__(self, responder: Responder = default_responder, host: str = "127.0.0.1", port: int = 0):
+        self.responder = responder
+        self.host, self.port = host, port
+        self.requests: list[dict[str, Any]] = []
+        self.models_hits = 0  # GET /v1/models (the plugin's prewarm)
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    async def start(self) -> FakeOpenAIServer:
+        app = web.Application()
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def aclose(self) -> None:
+        if self._runner:
+            await self._runner.cleanup()
+
+    async def __aenter__(self) -> FakeOpenAIServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+
+    async def _models(self, request: web.Request) -> web.Response:
+        self.models_hits += 1
+        return web.json_response(
+            {"object": "list", "data": [{"id": "fake-model", "object": "model", "created": 0, "owned_by": "me"}]}
+        )
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(body)
+        actions = self.responder(body)
+        cid = "chatcmpl-" + uuid.uuid4().hex[:12]
+        created = int(time.time())
+        model = body.get("model", "fake-model")
+
+        def chunk(delta: dict[str, Any], finish: str | None = None, usage: dict | None = None) -> dict:
+            c: dict[str, Any] = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+            if usage:
+                c["usage"] = usage
+            return c
+
+        chunks: list[dict] = [chunk({"role": "assistant", "content": ""})]
+        finish = "stop"
+        tool_idx = 0
+        for a in actions:
+            if "text" in a:
+                words = a["text"].split(" ")
+                for i, w in enumerate(words):
+                    chunks.append(chunk({"content": (w if i == 0 else " " + w)}))
+            elif "tool_call" in a:
+                tc = a["tool_call"]
+                call_id = tc.get("id") or "call_" + uuid.uuid4().hex[:12]
+                args = tc.get("arguments", "{}")
+                # first delta: id + name + empty args; then args streamed in two pieces
+                chunks.append(
+                    chunk(
+                        {
+                            "tool_calls": [
+                                {
+                                    "index": tool_idx,
+                                    "id": call_id,
+                                    "type": "function",
+                                    "function": {"name": tc["name"], "arguments": ""},
+                                }
+                            ]
+                        }
+                    )
+                )
+                half = len(args) // 2
+                for piece in (args[:half], args[half:]):
+                    chunks.append(chunk({"tool_calls": [{"index": tool_idx, "function": {"arguments": piece}}]}))
+                tool_idx += 1
+                finish = "tool_calls"
+        chunks.append(chunk({}, finish=finish))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            chunks.append(chunk({}, usage={"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}))
+
+        if not body.get("stream"):
+            # non-streaming fallback (not used by livekit-plugins-openai, handy for curl)
+            text = "".join(a.get("text", "") for a in actions)
+            return web.json_response(
+                {
+                    "id": cid,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                    ],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+                }
+            )
+
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        for c in chunks:
+            await resp.write(f"data: {json.dumps(c)}\n\n".encode())
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
