@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 from memory.models import Memory
 
@@ -87,8 +88,14 @@ def tokenize(text: str) -> list[str]:
     return [_stem(t) for t in _TOKEN_RE.findall(text.lower()) if t not in _STOP_WORDS]
 
 
-def _fields(memory: Memory) -> tuple[set[str], set[str], set[str]]:
-    return set(tokenize(memory.key.replace("_", " "))), set(tokenize(memory.category)), set(tokenize(memory.value))
+@lru_cache(maxsize=65536)
+def _token_set(text: str) -> frozenset[str]:
+    """Memories are ranked far more often than they change: tokenise each text once."""
+    return frozenset(tokenize(text))
+
+
+def _fields(memory: Memory) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    return _token_set(memory.key.replace("_", " ")), _token_set(memory.category), _token_set(memory.value)
 
 
 def rank(memories: Iterable[Memory], query: str, limit: int = 5) -> list[Memory]:

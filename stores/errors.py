@@ -28,6 +28,8 @@ def redact_url(url: str) -> str:
         user = userinfo.split(":", 1)[0]
         netloc = f"{user}:***@{hostinfo}" if ":" in userinfo else f"{user}@{hostinfo}"
     query = _PASSWORD_PARAM_RE.sub(r"\1***", parts.query)
+    if netloc == parts.netloc and query == parts.query:
+        return url
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
