@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from memory.settings import Settings, get_settings
 from stores.base import UserStore
-from stores.errors import StoreUnavailableError, redact_url, scrub
+from stores.errors import StoreError, StoreUnavailableError, redact_url, scrub
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +56,9 @@ async def open_store(url: str | None = None, *, settings: Settings | None = None
     opener: _Opener = backend_module(url).open
     try:
         return await asyncio.wait_for(opener(url, settings), timeout=settings.store_connect_timeout)
-    except (ValueError, StoreUnavailableError) as exc:
-        if isinstance(exc, ValueError) or settings.store_fallback != "memory":
+    except (ValueError, StoreError) as exc:
+        # misconfiguration (bad URL, failed migration, ...) always raises; only an outage may fall back
+        if not isinstance(exc, StoreUnavailableError) or settings.store_fallback != "memory":
             raise
         reason = str(exc)
     except Exception as exc:  # driver errors differ per backend; all mean "cannot use this store"

@@ -1,0 +1,132 @@
+"""The connection pool and the one way the store talks to Postgres: `Database.run`.
+
+Each store call is ONE round trip: its statements, bound client-side (psycopg's
+`ClientCursor` quoting, as Django does by default), are sent as one simple-protocol
+Query, which Postgres runs as one implicit transaction. With the RLS defence on, the
+script starts by switching to the role `authenticated` and setting
+`request.jwt.claims` to the user (transaction-local, exactly what PostgREST does), so
+the policies of sql/0003_rls.sql hide every other user's rows even from a query that
+forgot its `user_id` filter. Both settings end with the transaction, so a pooled
+connection never carries one user's identity into the next call, and nothing is
+prepared on the server, so any pooler (Supabase's transaction pooler included) works.
+Over the internet one round trip instead of BEGIN/bind/query/COMMIT saves three RTTs.
+
+Lost connections: the pool does not ping on every checkout (that would add a round
+trip to every call). Instead, when a call fails because its connection broke (server
+restart, `pg_terminate_backend`, a pooler dropping us), `run` asks the pool to check
+its idle connections (dropping the dead ones, which died with the same event) and
+runs the call once more. Every store operation is idempotent (upserts and deletes by
+key), so re-running one whose commit may or may not have happened is safe; a call only
+returns after the server reported success, so nothing acknowledged is lost. A second
+failure raises `StoreUnavailableError`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import psycopg
+from psycopg import AsyncClientCursor, AsyncConnection, errors
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from stores.errors import StoreUnavailableError, scrub
+
+logger = logging.getLogger(__name__)
+
+Params = Sequence[Any] | Mapping[str, Any] | None
+Statement = tuple[str, Params]
+Row = tuple[Any, ...]
+_BIND_SQL = "select set_config('role', 'authenticated', true), set_config('request.jwt.claims', %s, true)"
+_RETRIABLE = (errors.SerializationFailure, errors.DeadlockDetected)
+
+
+def is_canonical_uuid(user_id: str) -> bool:
+    """True for a lower-case hyphenated UUID, the only form `auth.uid()` can return."""
+    try:
+        return str(uuid.UUID(user_id)) == user_id
+    except ValueError:
+        return False
+
+
+class Database:
+    """A psycopg pool plus the per-call transaction (user binding, one retry on a lost connection)."""
+
+    def __init__(self, pool: AsyncConnectionPool, url: str, redacted: str, *, rls: bool, rls_required: bool) -> None:
+        self.pool = pool
+        self.rls = rls
+        self._rls_required = rls_required
+        self._url = url
+        self._redacted = redacted
+
+    def _binds(self, user_id: str | None) -> bool:
+        """Whether this call runs as `authenticated`; ValueError if RLS is required but impossible."""
+        if not self.rls or user_id is None:
+            return False
+        if is_canonical_uuid(user_id):
+            return True
+        if self._rls_required:
+            raise ValueError(
+                "STORE_RLS=on needs user ids that are lower-case UUIDs (Supabase's auth.uid() is a UUID); "
+                "map identities with memory.identity_to_uuid, or set STORE_RLS=auto to rely on the "
+                "application's user filters for other ids"
+            )
+        return False  # auth.uid() cannot represent this id: the query filters alone isolate it
+
+    def script(self, cursor: AsyncClientCursor[Row], user_id: str | None, statements: Sequence[Statement]) -> str:
+        """The statements as one SQL text, preceded by the user binding when the RLS defence applies."""
+        parts = list(statements)
+        if self._binds(user_id):
+            parts.insert(0, (_BIND_SQL, [json.dumps({"sub": user_id, "role": "authenticated"})]))
+        return ";\n".join(cursor.mogrify(query, params) for query, params in parts)
+
+    async def run(self, user_id: str | None, *statements: Statement) -> list[Row]:
+        """Run `statements` in one round trip and one transaction as `user_id`; rows of the last one.
+
+        Retries once if the connection was lost (see the module docstring).
+        """
+        self._binds(user_id)  # a ValueError before any I/O
+        for attempt in (1, 2):
+            conn: AsyncConnection | None = None
+            try:
+                async with self.pool.connection() as conn:
+                    cursor = AsyncClientCursor(conn)
+                    await cursor.execute(self.script(cursor, user_id, statements).encode())
+                    rows: list[Row] = []
+                    while True:
+                        rows = await cursor.fetchall() if cursor.description is not None else []
+                        if not cursor.nextset():
+                            return rows
+            except PoolTimeout as exc:
+                raise self._unavailable(exc) from None
+            except _RETRIABLE:
+                if attempt == 2:
+                    raise
+            except psycopg.OperationalError as exc:
+                if conn is not None and not (conn.broken or conn.closed):
+                    raise  # the server answered with an error: not a connection problem
+                if attempt == 2:
+                    raise self._unavailable(exc) from None
+                logger.warning(
+                    "Postgres connection to %s lost (%s); checking the pool and retrying once",
+                    self._redacted,
+                    self._reason(exc),
+                )
+                await self.pool.check()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _reason(self, exc: BaseException) -> str:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return scrub(text, self._url)
+
+    def _unavailable(self, exc: BaseException) -> StoreUnavailableError:
+        return StoreUnavailableError(
+            f"the Postgres store at {self._redacted} is unreachable ({self._reason(exc)}); "
+            "check that the server is running and STORE_URL is right"
+        )
+
+    async def close(self) -> None:
+        await self.pool.close()

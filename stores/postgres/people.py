@@ -1,0 +1,111 @@
+"""Memories and profiles in Postgres: each write is one statement (an upsert), so it is race-free."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from memory.models import Memory, Profile
+from stores.base import MemoryStore, ProfileStore
+from stores.postgres.db import Database
+
+_MEMORY_COLUMNS = "id, user_id, category, key, value, source, created_at, updated_at"
+
+_UPSERT_MEMORY = f"""
+insert into public.memories as m (user_id, category, key, id, value, source, created_at, updated_at)
+values (%s, %s, %s, %s, %s, %s, %s, %s)
+on conflict (user_id, category, key) do update
+  set value = excluded.value, source = excluded.source, updated_at = excluded.updated_at
+returning {_MEMORY_COLUMNS}
+"""
+
+# Race-safe in one statement: concurrent calls serialise on the primary key. `visits`
+# counts ensures; a profile made by the optional sign-up trigger has 0, so the agent's
+# first ensure still reports is_first_login (`p.*` in SET is the row before the update).
+_ENSURE_PROFILE = """
+insert into public.profiles as p (id, identity, email, is_first_login, visits, created_at, last_seen_at)
+values (%(id)s, %(identity)s, %(email)s, true, 1, %(now)s, %(now)s)
+on conflict (id) do update set
+  identity = coalesce(p.identity, excluded.identity),
+  email = coalesce(p.email, excluded.email),
+  is_first_login = (p.visits = 0),
+  visits = p.visits + 1,
+  last_seen_at = excluded.last_seen_at
+returning id, identity, email, is_first_login, created_at, last_seen_at
+"""
+_PROFILE_COLUMNS = "id, identity, email, is_first_login, created_at, last_seen_at"
+_GET_PROFILE = f"select {_PROFILE_COLUMNS} from public.profiles where id = %s"
+_GET_MEMORY = f"select {_MEMORY_COLUMNS} from public.memories where user_id = %s and category = %s and key = %s"
+_LIST_MEMORIES = f"select {_MEMORY_COLUMNS} from public.memories where user_id = %s"
+_LIST_CATEGORY = f"select {_MEMORY_COLUMNS} from public.memories where user_id = %s and category = %s"
+_DELETE_MEMORY = "delete from public.memories where user_id = %s and category = %s and key = %s returning id"
+
+
+def _utc(moment: datetime) -> datetime:
+    """psycopg returns timestamptz in the session time zone; models hold UTC."""
+    return moment.astimezone(UTC)
+
+
+def _memory(row: tuple[Any, ...]) -> Memory:
+    mid, user_id, category, key, value, source, created_at, updated_at = row
+    return Memory(
+        id=mid,
+        user_id=user_id,
+        category=category,
+        key=key,
+        value=value,
+        source=source,
+        created_at=_utc(created_at),
+        updated_at=_utc(updated_at),
+    )
+
+
+def _profile(row: tuple[Any, ...]) -> Profile:
+    pid, identity, email, first, created_at, last_seen_at = row
+    return Profile(
+        id=pid,
+        identity=identity,
+        email=email,
+        is_first_login=first,
+        created_at=_utc(created_at),
+        last_seen_at=_utc(last_seen_at),
+    )
+
+
+class PostgresMemoryStore(MemoryStore):
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def _upsert(
+        self, user_id: str, category: str, key: str, value: str, source: str | None, now: datetime, new_id: str
+    ) -> Memory:
+        rows = await self._db.run(user_id, (_UPSERT_MEMORY, [user_id, category, key, new_id, value, source, now, now]))
+        return _memory(rows[0])
+
+    async def _get(self, user_id: str, category: str, key: str) -> Memory | None:
+        rows = await self._db.run(user_id, (_GET_MEMORY, [user_id, category, key]))
+        return _memory(rows[0]) if rows else None
+
+    async def _list(self, user_id: str, category: str | None) -> list[Memory]:
+        if category is None:
+            rows = await self._db.run(user_id, (_LIST_MEMORIES, [user_id]))
+        else:
+            rows = await self._db.run(user_id, (_LIST_CATEGORY, [user_id, category]))
+        return [_memory(row) for row in rows]
+
+    async def _delete(self, user_id: str, category: str, key: str) -> bool:
+        return bool(await self._db.run(user_id, (_DELETE_MEMORY, [user_id, category, key])))
+
+
+class PostgresProfileStore(ProfileStore):
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def _ensure(self, user_id: str, identity: str | None, email: str | None, now: datetime) -> Profile:
+        params = {"id": user_id, "identity": identity, "email": email, "now": now}
+        rows = await self._db.run(user_id, (_ENSURE_PROFILE, params))
+        return _profile(rows[0])  # an upsert with RETURNING always returns its row
+
+    async def _get(self, user_id: str) -> Profile | None:
+        rows = await self._db.run(user_id, (_GET_PROFILE, [user_id]))
+        return _profile(rows[0]) if rows else None
