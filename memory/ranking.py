@@ -76,16 +76,33 @@ VALUE_WEIGHT = 1.0
 
 
 def _stem(token: str) -> str:
-    """A tiny suffix stripper so 'books' matches 'book' and 'loves' matches 'love'."""
-    for suffix in ("ies", "es", "s", "ing", "ed"):
-        if len(token) > len(suffix) + 2 and token.endswith(suffix):
-            return token[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    """A tiny stemmer mapping inflections to one form: book/books, like/likes/liked/liking, box/boxes.
+
+    Every form of a word must reach the same stem, so after the suffix a final 'e'
+    and a doubled final letter are dropped too (love/loves -> lov, travel/travelling -> travel).
+    """
+    if len(token) <= 3 or token.isdigit():
+        return token
+    if token.endswith("ies") and len(token) > 4:
+        token = token[:-3] + "y"
+    elif token.endswith(("sses", "xes", "zes", "ches", "shes")):
+        token = token[:-2]
+    elif token.endswith("s") and not token.endswith(("ss", "us", "is")):
+        token = token[:-1]
+    elif token.endswith("ing") and len(token) > 5:
+        token = token[:-3]
+    elif token.endswith("ed") and len(token) > 4:
+        token = token[:-2]
+    if len(token) > 3 and token.endswith("e"):
+        token = token[:-1]
+    if len(token) > 3 and token[-1] == token[-2]:
+        token = token[:-1]
     return token
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-case stemmed word tokens without stop words."""
-    return [_stem(t) for t in _TOKEN_RE.findall(text.lower()) if t not in _STOP_WORDS]
+    """Lower-case stemmed word tokens without stop words or single letters (the 's' of "dog's")."""
+    return [_stem(t) for t in _TOKEN_RE.findall(text.lower()) if t not in _STOP_WORDS and (len(t) > 1 or t.isdigit())]
 
 
 @lru_cache(maxsize=65536)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from chatkit.types import Annotation as SourceAnnotation
 from chatkit.types import (
     AssistantMessageContent,
     AssistantMessageItem,
@@ -28,10 +29,10 @@ from chatkit.types import (
     SDKHiddenContextItem,
     SearchTask,
     TaskItem,
+    ThoughtTask,
     Thread,
     ThreadItem,
     ThreadMetadata,
-    ThoughtTask,
     ToolChoice,
     URLSource,
     UserMessageItem,
@@ -41,7 +42,6 @@ from chatkit.types import (
     Workflow,
     WorkflowItem,
 )
-from chatkit.types import Annotation as SourceAnnotation
 from pydantic import AnyUrl, BaseModel
 
 from stores import UserStore
