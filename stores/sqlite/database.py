@@ -1,0 +1,162 @@
+"""Two aiosqlite connections to one file: a writer and a read-only reader.
+
+Each aiosqlite connection owns a worker thread and runs the calls queued to it one
+at a time, so nothing blocks the event loop. A write is one plain function run on
+the writer's thread inside `BEGIN IMMEDIATE ... COMMIT`: the whole transaction is a
+single queued call, so concurrent coroutines never interleave statements, a
+cancelled caller cannot leave a transaction open, and other processes on the same
+file wait on the file lock (busy_timeout) instead of failing. Reads are single
+statements on the reader; WAL lets them run while another connection writes, and
+each sees only committed data.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from stores.errors import StoreError, StoreUnavailableError
+from stores.sqlite import schema
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Params = Sequence[Any] | dict[str, Any]
+
+
+async def _on_thread(conn: aiosqlite.Connection, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run `fn(sqlite3_connection, *args)` on the connection's worker thread, as one queued call.
+
+    aiosqlite has no public way to run several statements as one unit on its thread;
+    its `_execute` queue (stable since 0.17, version pinned in pyproject) is the one
+    private name used, here only.
+    """
+    result: T = await conn._execute(fn, conn._conn, *args, **kwargs)
+    return result
+
+
+def _transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """Run `work` in one write transaction (on the connection's thread)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _configure(conn: sqlite3.Connection, busy_timeout_ms: int, *, writer: bool) -> str:
+    """Per-connection settings; returns the journal mode in force."""
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if not writer:
+        conn.execute("PRAGMA query_only = ON")
+        return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+    mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+    # NORMAL is durable across process crashes in WAL mode; only an OS crash or
+    # power cut may lose the last commits (never corrupts the file).
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return mode
+
+
+class Database:
+    """The store's connections; `aclose()` closes them."""
+
+    def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+        self.path = path
+        self._writer = writer
+        self._reader = reader
+        self._closed = False
+
+    @classmethod
+    async def open(cls, path: Path, busy_timeout_ms: int) -> Database:
+        """Connect, switch to WAL, apply migrations; a StoreError naming the file if unusable."""
+        opened: list[aiosqlite.Connection] = []
+        try:
+            writer = await aiosqlite.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None)
+            opened.append(writer)
+            mode = await _on_thread(writer, _configure, busy_timeout_ms, writer=True)
+            if mode.lower() != "wal":
+                logger.warning(
+                    "SQLite store %s could not switch to WAL (journal mode %s); writes block reads", path, mode
+                )
+            await _on_thread(writer, schema.migrate, str(path))
+            reader = await aiosqlite.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None)
+            opened.append(reader)
+            await _on_thread(reader, _configure, busy_timeout_ms, writer=False)
+        except BaseException as exc:
+            for conn in opened:
+                await _close_quietly(conn)
+            if isinstance(exc, sqlite3.Error):
+                # a file that is not a database is a wrong STORE_URL, not an outage: never fall back
+                error = (
+                    StoreError
+                    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB
+                    else StoreUnavailableError
+                )
+                raise error(
+                    f"cannot open the SQLite store {path}: {exc}; check that STORE_URL names a memory-agent "
+                    "database (or a file that does not exist yet) in a writable directory"
+                ) from None
+            raise
+        return cls(path, writer, reader)
+
+    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work(conn)` as one atomic write transaction on the writer's thread."""
+        self._check_open()
+        try:
+            result = await _on_thread(self._writer, _transaction, work)
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from None
+        return result
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Any]:
+        """All rows of one read statement (a consistent snapshot of committed data)."""
+        self._check_open()
+        try:
+            return list(await self._reader.execute_fetchall(sql, params))
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from None
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Any | None:
+        rows = await self.fetch_all(sql, params)
+        return rows[0] if rows else None
+
+    async def close(self) -> None:
+        """Close both connections (the last one out checkpoints the WAL into the file)."""
+        if self._closed:
+            return
+        self._closed = True
+        await _close_quietly(self._reader)
+        try:
+            await self._writer.execute("PRAGMA optimize")
+        except (sqlite3.Error, ValueError) as exc:
+            logger.debug("PRAGMA optimize failed on %s: %s", self.path, exc)
+        await _close_quietly(self._writer)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreUnavailableError(f"the SQLite store {self.path} is closed; open a new one with open_store()")
+
+    def _failure(self, exc: sqlite3.Error) -> StoreUnavailableError:
+        hint = (
+            "another process holds a long write lock; retry, or raise busy_timeout_ms in STORE_URL"
+            if "locked" in str(exc) or "busy" in str(exc)
+            else "check that the file and its directory are writable and the disk is not full"
+        )
+        return StoreUnavailableError(f"the SQLite store {self.path} failed: {exc}; {hint}")
+
+
+async def _close_quietly(conn: aiosqlite.Connection) -> None:
+    try:
+        await conn.close()
+    except Exception as exc:  # closing must release the thread even if the file went bad
+        logger.warning("closing a SQLite connection failed: %s", exc)

@@ -1,0 +1,128 @@
+"""Memories and profiles in SQLite.
+
+Datetimes are stored as fixed-width ISO-8601 UTC text with microseconds, so they
+read back equal (aware UTC, to the microsecond) and sort as text.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from typing import Any
+
+from memory.models import Memory, Profile
+from stores.base import MemoryStore, ProfileStore
+from stores.sqlite.database import Database
+
+_MEMORY_COLUMNS = "id, user_id, category, key, value, source, created_at, updated_at"
+_PROFILE_COLUMNS = "id, identity, email, created_at, last_seen_at"
+
+
+def dump_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def load_time(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _memory(row: Any) -> Memory:
+    return Memory(
+        id=row[0],
+        user_id=row[1],
+        category=row[2],
+        key=row[3],
+        value=row[4],
+        source=row[5],
+        created_at=load_time(row[6]),
+        updated_at=load_time(row[7]),
+    )
+
+
+def _profile(row: Any, *, first_login: bool) -> Profile:
+    return Profile(
+        id=row[0],
+        identity=row[1],
+        email=row[2],
+        is_first_login=first_login,
+        created_at=load_time(row[3]),
+        last_seen_at=load_time(row[4]),
+    )
+
+
+class SqliteMemoryStore(MemoryStore):
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def _upsert(
+        self, user_id: str, category: str, key: str, value: str, source: str | None, now: datetime, new_id: str
+    ) -> Memory:
+        params = (user_id, category, key, new_id, value, source, dump_time(now), dump_time(now))
+
+        def work(conn: sqlite3.Connection) -> Any:
+            return conn.execute(
+                "INSERT INTO memories (user_id, category, key, id, value, source, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (user_id, category, key) DO UPDATE SET "
+                "value = excluded.value, source = excluded.source, updated_at = excluded.updated_at "
+                f"RETURNING {_MEMORY_COLUMNS}",
+                params,
+            ).fetchone()
+
+        return _memory(await self._db.write(work))
+
+    async def _get(self, user_id: str, category: str, key: str) -> Memory | None:
+        row = await self._db.fetch_one(
+            f"SELECT {_MEMORY_COLUMNS} FROM memories WHERE user_id = ? AND category = ? AND key = ?",
+            (user_id, category, key),
+        )
+        return None if row is None else _memory(row)
+
+    async def _list(self, user_id: str, category: str | None) -> list[Memory]:
+        if category is None:
+            rows = await self._db.fetch_all(f"SELECT {_MEMORY_COLUMNS} FROM memories WHERE user_id = ?", (user_id,))
+        else:
+            rows = await self._db.fetch_all(
+                f"SELECT {_MEMORY_COLUMNS} FROM memories WHERE user_id = ? AND category = ?", (user_id, category)
+            )
+        return [_memory(row) for row in rows]
+
+    async def _delete(self, user_id: str, category: str, key: str) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "DELETE FROM memories WHERE user_id = ? AND category = ? AND key = ?", (user_id, category, key)
+            )
+            return cursor.rowcount > 0
+
+        return await self._db.write(work)
+
+
+class SqliteProfileStore(ProfileStore):
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def _ensure(self, user_id: str, identity: str | None, email: str | None, now: datetime) -> Profile:
+        stamp = dump_time(now)
+
+        def work(conn: sqlite3.Connection) -> Profile:
+            # The insert and the touch share one IMMEDIATE transaction, so exactly one
+            # caller (in any process) sees its insert succeed.
+            created = conn.execute(
+                "INSERT INTO profiles (id, identity, email, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?) "
+                f"ON CONFLICT (id) DO NOTHING RETURNING {_PROFILE_COLUMNS}",
+                (user_id, identity, email, stamp, stamp),
+            ).fetchone()
+            if created is not None:
+                return _profile(created, first_login=True)
+            touched = conn.execute(
+                "UPDATE profiles SET identity = COALESCE(identity, ?), email = COALESCE(email, ?), "
+                f"last_seen_at = ? WHERE id = ? RETURNING {_PROFILE_COLUMNS}",
+                (identity, email, stamp, user_id),
+            ).fetchone()
+            return _profile(touched, first_login=False)
+
+        return await self._db.write(work)
+
+    async def _get(self, user_id: str) -> Profile | None:
+        row = await self._db.fetch_one(f"SELECT {_PROFILE_COLUMNS} FROM profiles WHERE id = ?", (user_id,))
+        return None if row is None else _profile(row, first_login=False)

@@ -1,0 +1,114 @@
+"""The SQLite schema as an ordered list of migrations, applied once each on open.
+
+`schema_version` records every applied migration number; opening an up-to-date
+database runs nothing. Append new migrations, never edit applied ones.
+
+Every table is keyed by the user first, so one user's rows never share a key with
+another's and every index starts with the user columns. `seq` is an insertion
+counter set on first insert and never touched by upserts: it breaks ties between
+rows with the same `sort_key` (created_at in microseconds) so positions are stable.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from stores.errors import StoreError
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """
+        CREATE TABLE threads (
+            user_id  TEXT    NOT NULL,
+            id       TEXT    NOT NULL,
+            sort_key INTEGER NOT NULL,
+            seq      INTEGER NOT NULL,
+            data     TEXT    NOT NULL,
+            PRIMARY KEY (user_id, id)
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX threads_order ON threads (user_id, sort_key, seq)",
+        "CREATE INDEX threads_seq ON threads (seq)",
+        """
+        CREATE TABLE items (
+            user_id   TEXT    NOT NULL,
+            thread_id TEXT    NOT NULL,
+            id        TEXT    NOT NULL,
+            sort_key  INTEGER NOT NULL,
+            seq       INTEGER NOT NULL,
+            data      TEXT    NOT NULL,
+            PRIMARY KEY (user_id, thread_id, id),
+            FOREIGN KEY (user_id, thread_id) REFERENCES threads (user_id, id) ON DELETE CASCADE
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX items_order ON items (user_id, thread_id, sort_key, seq)",
+        "CREATE INDEX items_seq ON items (seq)",
+        """
+        CREATE TABLE attachments (
+            user_id   TEXT NOT NULL,
+            id        TEXT NOT NULL,
+            thread_id TEXT,
+            data      TEXT NOT NULL,
+            PRIMARY KEY (user_id, id)
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX attachments_thread ON attachments (user_id, thread_id)",
+        """
+        CREATE TABLE memories (
+            user_id    TEXT NOT NULL,
+            category   TEXT NOT NULL,
+            key        TEXT NOT NULL,
+            id         TEXT NOT NULL,
+            value      TEXT NOT NULL,
+            source     TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (user_id, category, key)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE profiles (
+            id           TEXT NOT NULL PRIMARY KEY,
+            identity     TEXT,
+            email        TEXT,
+            created_at   TEXT NOT NULL,
+            last_seen_at TEXT NOT NULL
+        ) WITHOUT ROWID
+        """,
+    ),
+)
+
+USER_TABLES: tuple[tuple[str, str], ...] = (
+    # (table, its user column), children before parents
+    ("items", "user_id"),
+    ("attachments", "user_id"),
+    ("threads", "user_id"),
+    ("memories", "user_id"),
+    ("profiles", "id"),
+)
+
+
+def migrate(conn: sqlite3.Connection, path: str) -> int:
+    """Apply the migrations this database lacks in one write transaction; return the schema version.
+
+    Blocking: runs on the connection's worker thread. Safe when several processes
+    open the same new file at once (the IMMEDIATE lock makes them take turns).
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (v INTEGER PRIMARY KEY)")
+        current = conn.execute("SELECT COALESCE(MAX(v), 0) FROM schema_version").fetchone()[0]
+        if current > len(MIGRATIONS):
+            raise StoreError(
+                f"the SQLite store {path} has schema version {current}, newer than this version of "
+                f"memory-agent understands ({len(MIGRATIONS)}); upgrade memory-agent or use another file"
+            )
+        for version in range(current + 1, len(MIGRATIONS) + 1):
+            for statement in MIGRATIONS[version - 1]:
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (v) VALUES (?)", (version,))
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return len(MIGRATIONS)
