@@ -16,22 +16,13 @@ import sys
 import uuid
 from datetime import datetime, timedelta
 
-from chatkit.types import AssistantMessageContent, AssistantMessageItem, ThreadMetadata
+from chatkit.types import ThreadMetadata
 
-from bench.common import DEFAULT_URLS, Timing, ensure_postgres_database, measure, raw_round_trip
+from bench.common import DEFAULT_URLS, Timing, assistant_message, ensure_postgres_database, measure, raw_round_trip
 from stores import UserStore, open_store
 from stores.errors import redact_url
 
 READS = ("load_thread", "load_threads(20)", "load_thread_items(20)", "memories.search", "profiles.ensure")
-
-
-def _message(thread_id: str, index: int, base: datetime) -> AssistantMessageItem:
-    return AssistantMessageItem(
-        id=f"msg_{uuid.uuid4().hex}",
-        thread_id=thread_id,
-        created_at=base + timedelta(microseconds=index),
-        content=[AssistantMessageContent(text=f"reply number {index} about the weather and tea")],
-    )
 
 
 async def _seed(store: UserStore, user_id: str) -> str:
@@ -45,7 +36,7 @@ async def _seed(store: UserStore, user_id: str) -> str:
             ThreadMetadata(id=thread_id, created_at=base + timedelta(seconds=index)), context
         )
     for index in range(100):
-        await store.threads.add_thread_item(thread_id, _message(thread_id, index, base), context)
+        await store.threads.add_thread_item(thread_id, assistant_message(thread_id, index, base), context)
     for index in range(50):
         await store.memories.remember(user_id, "fact", f"fact {index}", f"the user mentioned topic {index} once")
     await store.memories.remember(user_id, "preference", "favourite drink", "green tea")
@@ -69,7 +60,7 @@ async def bench_backend(name: str, url: str, repeat: int) -> list[tuple[str, Tim
             "load_threads(20)": lambda: store.threads.load_threads(20, None, "desc", context),
             "load_thread_items(20)": lambda: store.threads.load_thread_items(thread_id, None, 20, "desc", context),
             "add_thread_item": lambda: store.threads.add_thread_item(
-                thread_id, _message(thread_id, 1000 + next(counter), base), context
+                thread_id, assistant_message(thread_id, 1000 + next(counter), base), context
             ),
             "memories.search": lambda: store.memories.search(user_id, "what does the user like to drink"),
             "profiles.ensure": lambda: store.profiles.ensure(user_id),

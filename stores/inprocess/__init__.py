@@ -38,16 +38,27 @@ class _Ordered:
             del self.order[bisect.bisect_left(self.order, existing[0])]
 
     def page(self, after: str | None, limit: int, descending: bool) -> RawPage:
-        order = self.order[::-1] if descending else self.order
-        start = 0
-        if after is not None:
-            cursor = self.rows.get(after)
-            if cursor is None:
-                return RawPage([], False)
-            index = bisect.bisect_left(self.order, cursor[0])
-            start = (len(self.order) - index) if descending else index + 1
-        selected = order[start : start + limit]
-        return RawPage([self.rows[pos[2]][1] for pos in selected], start + limit < len(order))
+        """Rows strictly after the cursor, reading only the page's slice of the index."""
+        total = len(self.order)
+        if descending:
+            end = total  # exclusive upper bound in ascending index space
+            if after is not None:
+                cursor = self.rows.get(after)
+                if cursor is None:
+                    return RawPage([], False)
+                end = bisect.bisect_left(self.order, cursor[0])
+            selected = self.order[max(0, end - limit) : end][::-1]
+            has_more = end - limit > 0
+        else:
+            start = 0
+            if after is not None:
+                cursor = self.rows.get(after)
+                if cursor is None:
+                    return RawPage([], False)
+                start = bisect.bisect_left(self.order, cursor[0]) + 1
+            selected = self.order[start : start + limit]
+            has_more = start + limit < total
+        return RawPage([self.rows[position[2]][1] for position in selected], has_more)
 
 
 @dataclass
