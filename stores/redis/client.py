@@ -1,0 +1,149 @@
+"""One redis-py asyncio client per store (single node or cluster), its scripts, and error mapping.
+
+Every call goes through `RedisConnection`, which turns driver errors into store
+errors naming the redacted URL: an unreachable server becomes StoreUnavailableError
+(never a "not found"), so callers can tell an outage from missing data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Coroutine, Sequence
+from typing import Any, TypeVar, cast
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import (
+    ClusterDownError,
+    RedisClusterException,
+    RedisError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from stores.errors import StoreError, StoreUnavailableError
+from stores.redis import scripts
+from stores.redis.url import RedisUrl
+
+T = TypeVar("T")
+Client = aioredis.Redis | RedisCluster
+_UNAVAILABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ClusterDownError,
+    TryAgainError,
+    RedisClusterException,
+    OSError,
+)
+
+
+def make_client(config: RedisUrl, connect_timeout: float) -> Client:
+    """A client with a bounded connect timeout and a short retry, so outages surface in seconds."""
+    common: dict[str, Any] = {
+        "username": config.username,
+        "password": config.password,
+        "socket_connect_timeout": connect_timeout,
+        "socket_timeout": max(10.0, 2 * connect_timeout),
+        "decode_responses": True,
+        "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2),
+        "client_name": "memory-agent",
+        "max_connections": config.max_connections,
+    }
+    if config.tls:
+        common.update(ssl=True, ssl_cert_reqs=config.ssl_cert_reqs, ssl_ca_certs=config.ssl_ca_certs)
+    if config.cluster:
+        nodes = [ClusterNode(host, port) for host, port in config.hosts]
+        return RedisCluster(startup_nodes=nodes, **common)
+    host, port = config.hosts[0]
+    return aioredis.Redis(host=host, port=port, db=config.db, **common)
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class RedisConnection:
+    """The store's client, its registered Lua scripts and the error mapping for every call."""
+
+    def __init__(self, client: Client, config: RedisUrl) -> None:
+        self.client = client
+        self.config = config
+        self.cluster = isinstance(client, RedisCluster)
+        self.thread_ttl = config.thread_ttl or 0
+        # redis-py's pools raise when exhausted; callers past the pool size wait here instead
+        self._slots = asyncio.Semaphore(config.max_connections)
+        self.closed = False
+        self._scripts: dict[str, AsyncScript] = {
+            name: client.register_script(source) for name, source in scripts.ALL.items()
+        }
+
+    def error(self, exc: BaseException) -> StoreError:
+        """The store error for a driver error (the password never appears: messages use the redacted URL)."""
+        reason = describe(exc)
+        if self.config.password:
+            reason = reason.replace(self.config.password, "***")
+        if isinstance(exc, _UNAVAILABLE):
+            return StoreUnavailableError(
+                f"Redis at {self.config.redacted} is unavailable ({reason}); check that the server is running "
+                "and reachable, and that the URL's host, port and password are right"
+            )
+        return StoreError(f"Redis at {self.config.redacted} failed ({reason})")
+
+    async def run(self, awaitable: Awaitable[T]) -> T:
+        """Await one driver call within the pool limit, mapping driver errors to store errors."""
+        if self.closed:
+            if isinstance(awaitable, Coroutine):
+                awaitable.close()
+            raise StoreError(f"the Redis store at {self.config.redacted} is closed; open a new one with open_store()")
+        try:
+            await self._slots.acquire()
+        except BaseException:
+            if isinstance(awaitable, Coroutine):
+                awaitable.close()  # cancelled while waiting: the call never started
+            raise
+        try:
+            return await awaitable
+        except (RedisError, *_UNAVAILABLE) as exc:
+            raise self.error(exc) from exc
+        finally:
+            self._slots.release()
+
+    async def script(self, name: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+        """Run one registered script (EVALSHA; redis-py reloads it after NOSCRIPT, e.g. after a restart)."""
+        return await self.run(self._scripts[name](keys=list(keys), args=list(args)))
+
+    # single-key reads (decode_responses=True: every reply is str)
+    async def hget(self, key: str, field: str) -> str | None:
+        return cast("str | None", await self.run(self.client.hget(key, field)))
+
+    async def hgetall(self, key: str) -> dict[str, str]:
+        return cast("dict[str, str]", await self.run(self.client.hgetall(key)))
+
+    async def hdel(self, key: str, field: str) -> int:
+        return int(await self.run(self.client.hdel(key, field)))
+
+    async def ping(self) -> None:
+        await self.run(self.client.ping())
+
+    async def check(self) -> None:
+        """Connect and verify the server kind matches the URL (cluster vs single node)."""
+        if isinstance(self.client, RedisCluster):
+            await self.client.initialize()
+            await self.client.ping()
+            return
+        await self.client.ping()
+        info = await self.client.info("cluster")
+        if str(info.get("cluster_enabled", "0")) == "1":
+            raise ValueError(
+                f"the Redis at {self.config.redacted} is a Redis Cluster node: use "
+                "redis+cluster://host:port[,host:port…] (or rediss+cluster://) so keys reach the right node"
+            )
+
+    async def close(self) -> None:
+        self.closed = True
+        await self.client.aclose()

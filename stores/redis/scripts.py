@@ -1,0 +1,290 @@
+"""Lua scripts: each store write (and each page read) is one atomic script call.
+
+Scripts receive the user's fixed keys in KEYS (so redis-py routes them to the slot of
+`{<user_id>}` on a cluster) and the key prefix in ARGV[1]; per-thread and
+per-attachment key names are derived from that prefix inside the script, and so stay
+in the same slot. The layout is documented in `stores.redis.keys`.
+
+Thread TTL (ARGV `ttl` > 0): every write to a thread re-arms the expiry of all of its
+keys, of the attachments bound to it and of the user's thread index, sequence counter
+and attachment set, so indexes always outlive what they point to; index entries of
+threads that expired are pruned when a page meets them.
+"""
+
+from __future__ import annotations
+
+_COMMON = r"""
+local function thread_keys(prefix, tid)
+  local t = prefix .. 't:' .. tid
+  return {t, t .. ':items', t .. ':ipos', t .. ':idata', t .. ':atts'}
+end
+
+local function touch_thread(prefix, tid, ttl)
+  if ttl <= 0 then return end
+  for _, k in ipairs(thread_keys(prefix, tid)) do redis.call('EXPIRE', k, ttl) end
+  for _, k in ipairs({prefix .. 'threads', prefix .. 'seq', prefix .. 'atts'}) do
+    redis.call('EXPIRE', k, ttl)
+  end
+  for _, aid in ipairs(redis.call('SMEMBERS', prefix .. 't:' .. tid .. ':atts')) do
+    redis.call('EXPIRE', prefix .. 'a:' .. aid, ttl)
+  end
+end
+
+local function lex_range(key, cursor, count, desc)
+  if desc then
+    local start = '+'
+    if cursor then start = '(' .. cursor end
+    return redis.call('ZRANGE', key, start, '-', 'BYLEX', 'REV', 'LIMIT', 0, count)
+  end
+  local start = '-'
+  if cursor then start = '(' .. cursor end
+  return redis.call('ZRANGE', key, start, '+', 'BYLEX', 'LIMIT', 0, count)
+end
+"""
+
+# KEYS: threads, thread, seq   ARGV: prefix, thread id, encoded sort key, data, ttl
+PUT_THREAD = (
+    _COMMON
+    + r"""
+local pos = redis.call('HGET', KEYS[2], 'pos')
+if not pos then
+  local seq = redis.call('INCR', KEYS[3])
+  pos = ARGV[3] .. string.format('%016x', seq) .. ARGV[2]
+  redis.call('ZADD', KEYS[1], 0, pos)
+end
+redis.call('HSET', KEYS[2], 'pos', pos, 'meta', ARGV[4])
+touch_thread(ARGV[1], ARGV[2], tonumber(ARGV[5]))
+return 1
+"""
+)
+
+# KEYS: threads   ARGV: prefix, cursor thread id or "", limit, "1" for descending
+# -> {has_more, thread JSON...}
+PAGE_THREADS = (
+    _COMMON
+    + r"""
+local prefix, limit, desc = ARGV[1], tonumber(ARGV[3]), ARGV[4] == '1'
+local cursor = false
+if ARGV[2] ~= '' then
+  cursor = redis.call('HGET', prefix .. 't:' .. ARGV[2], 'pos')
+  if not cursor then return {0} end
+end
+local rows = {}
+while true do
+  local want = limit + 1 - #rows
+  local batch = lex_range(KEYS[1], cursor, want, desc)
+  for _, member in ipairs(batch) do
+    local tid = string.sub(member, 33)
+    local found = redis.call('HMGET', prefix .. 't:' .. tid, 'pos', 'meta')
+    if found[1] == member then
+      rows[#rows + 1] = found[2]
+    else
+      -- left behind by an expired thread (TTL): prune it, and the rest of that thread
+      redis.call('ZREM', KEYS[1], member)
+      if not found[1] then
+        local keys = thread_keys(prefix, tid)
+        redis.call('DEL', keys[2], keys[3], keys[4], keys[5])
+      end
+    end
+    cursor = member
+  end
+  if #rows > limit or #batch < want then break end
+end
+local result = {0}
+if #rows > limit then result[1] = 1; rows[#rows] = nil end
+for _, row in ipairs(rows) do result[#result + 1] = row end
+return result
+"""
+)
+
+# KEYS: threads, thread, items, ipos, idata, thread atts, atts   ARGV: prefix, thread id
+# -> ids of the attachments that were bound to the thread (deleted with it)
+DELETE_THREAD = r"""
+local gone = {}
+for _, aid in ipairs(redis.call('SMEMBERS', KEYS[6])) do
+  local akey = ARGV[1] .. 'a:' .. aid
+  if redis.call('HGET', akey, 'thread') == ARGV[2] then
+    redis.call('DEL', akey)
+    redis.call('SREM', KEYS[7], aid)
+    gone[#gone + 1] = aid
+  end
+end
+local pos = redis.call('HGET', KEYS[2], 'pos')
+if pos then redis.call('ZREM', KEYS[1], pos) end
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+return gone
+"""
+
+# KEYS: thread, items, ipos, idata, seq   ARGV: prefix, thread id, item id, encoded sort key, data, ttl
+# -> 1 stored, 0 thread missing (nothing written)
+PUT_ITEM = (
+    _COMMON
+    + r"""
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local pos = redis.call('HGET', KEYS[3], ARGV[3])
+if not pos then
+  local seq = redis.call('INCR', KEYS[5])
+  pos = ARGV[4] .. string.format('%016x', seq) .. ARGV[3]
+  redis.call('ZADD', KEYS[2], 0, pos)
+  redis.call('HSET', KEYS[3], ARGV[3], pos)
+end
+redis.call('HSET', KEYS[4], ARGV[3], ARGV[5])
+touch_thread(ARGV[1], ARGV[2], tonumber(ARGV[6]))
+return 1
+"""
+)
+
+# KEYS: thread, items, ipos, idata   ARGV: cursor item id or "", limit, "1" for descending
+# -> {has_more, item JSON...}; a missing thread or unknown cursor gives {0}
+PAGE_ITEMS = (
+    _COMMON
+    + r"""
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
+local limit, desc = tonumber(ARGV[2]), ARGV[3] == '1'
+local cursor = false
+if ARGV[1] ~= '' then
+  cursor = redis.call('HGET', KEYS[3], ARGV[1])
+  if not cursor then return {0} end
+end
+local members = lex_range(KEYS[2], cursor, limit + 1, desc)
+local result = {0}
+if #members > limit then result[1] = 1; members[#members] = nil end
+if #members == 0 then return result end
+local ids = {}
+for i, member in ipairs(members) do ids[i] = string.sub(member, 33) end
+local rows = redis.call('HMGET', KEYS[4], unpack(ids))
+for i = 1, #ids do result[#result + 1] = rows[i] end
+return result
+"""
+)
+
+# KEYS: thread, items, ipos, idata   ARGV: prefix, thread id, item id, ttl
+DELETE_ITEM = (
+    _COMMON
+    + r"""
+local pos = redis.call('HGET', KEYS[3], ARGV[3])
+if not pos then return 0 end
+redis.call('ZREM', KEYS[2], pos)
+redis.call('HDEL', KEYS[3], ARGV[3])
+redis.call('HDEL', KEYS[4], ARGV[3])
+touch_thread(ARGV[1], ARGV[2], tonumber(ARGV[4]))
+return 1
+"""
+)
+
+# KEYS: attachment, atts   ARGV: prefix, attachment id, thread id or "", data, ttl
+PUT_ATTACHMENT = r"""
+local prefix, aid, tid, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[5])
+local old = redis.call('HGET', KEYS[1], 'thread')
+if old and old ~= '' and old ~= tid then
+  redis.call('SREM', prefix .. 't:' .. old .. ':atts', aid)
+end
+redis.call('HSET', KEYS[1], 'data', ARGV[4], 'thread', tid)
+redis.call('SADD', KEYS[2], aid)
+if ttl > 0 then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+end
+if tid ~= '' then
+  local set = prefix .. 't:' .. tid .. ':atts'
+  redis.call('SADD', set, aid)
+  if ttl > 0 then
+    redis.call('EXPIRE', set, ttl)
+    redis.call('EXPIRE', prefix .. 'threads', ttl)
+  end
+end
+return 1
+"""
+
+# KEYS: attachment, atts   ARGV: prefix, attachment id   -> 1 if it existed
+DELETE_ATTACHMENT = r"""
+local tid = redis.call('HGET', KEYS[1], 'thread')
+redis.call('SREM', KEYS[2], ARGV[2])
+if not tid then return 0 end
+if tid ~= '' then redis.call('SREM', ARGV[1] .. 't:' .. tid .. ':atts', ARGV[2]) end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+# KEYS: atts   ARGV: prefix   -> every attachment JSON (ids whose key expired are pruned)
+LIST_ATTACHMENTS = r"""
+local result = {}
+for _, aid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local data = redis.call('HGET', ARGV[1] .. 'a:' .. aid, 'data')
+  if data then result[#result + 1] = data else redis.call('SREM', KEYS[1], aid) end
+end
+return result
+"""
+
+# KEYS: memories   ARGV: field, new id, user id, category, key, value, has source, source, now
+# -> the stored memory JSON (id and created_at kept on update)
+UPSERT_MEMORY = r"""
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+local m
+if old then
+  m = cjson.decode(old)
+else
+  m = {id = ARGV[2], user_id = ARGV[3], category = ARGV[4], key = ARGV[5], created_at = ARGV[9]}
+end
+m.value = ARGV[6]
+if ARGV[7] == '1' then m.source = ARGV[8] else m.source = cjson.null end
+m.updated_at = ARGV[9]
+local encoded = cjson.encode(m)
+redis.call('HSET', KEYS[1], ARGV[1], encoded)
+return encoded
+"""
+
+# KEYS: profile   ARGV: user id, has identity, identity, has email, email, now
+# -> flat HGETALL of the profile; field `first` is "1" only for the call that created it
+ENSURE_PROFILE = r"""
+if redis.call('HSETNX', KEYS[1], 'created_at', ARGV[6]) == 1 then
+  redis.call('HSET', KEYS[1], 'id', ARGV[1], 'first', '1', 'last_seen_at', ARGV[6])
+else
+  redis.call('HSET', KEYS[1], 'first', '0', 'last_seen_at', ARGV[6])
+end
+if ARGV[2] == '1' then redis.call('HSETNX', KEYS[1], 'identity', ARGV[3]) end
+if ARGV[4] == '1' then redis.call('HSETNX', KEYS[1], 'email', ARGV[5]) end
+return redis.call('HGETALL', KEYS[1])
+"""
+
+# KEYS: threads, atts, seq, memories, profile   ARGV: prefix   -> number of keys deleted
+# Every other key of the user is reachable from the thread index or the attachment set.
+FORGET_USER = (
+    _COMMON
+    + r"""
+local prefix, deleted = ARGV[1], 0
+local function drop(keys)
+  for i = 1, #keys, 500 do
+    deleted = deleted + redis.call('DEL', unpack(keys, i, math.min(i + 499, #keys)))
+  end
+end
+local keys = {}
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  for _, k in ipairs(thread_keys(prefix, string.sub(member, 33))) do keys[#keys + 1] = k end
+end
+for _, aid in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local akey = prefix .. 'a:' .. aid
+  local tid = redis.call('HGET', akey, 'thread')
+  if tid and tid ~= '' then keys[#keys + 1] = prefix .. 't:' .. tid .. ':atts' end
+  keys[#keys + 1] = akey
+end
+for i = 1, #KEYS do keys[#keys + 1] = KEYS[i] end
+drop(keys)
+return deleted
+"""
+)
+
+ALL = {
+    "put_thread": PUT_THREAD,
+    "page_threads": PAGE_THREADS,
+    "delete_thread": DELETE_THREAD,
+    "put_item": PUT_ITEM,
+    "page_items": PAGE_ITEMS,
+    "delete_item": DELETE_ITEM,
+    "put_attachment": PUT_ATTACHMENT,
+    "delete_attachment": DELETE_ATTACHMENT,
+    "list_attachments": LIST_ATTACHMENTS,
+    "upsert_memory": UPSERT_MEMORY,
+    "ensure_profile": ENSURE_PROFILE,
+    "forget_user": FORGET_USER,
+}

@@ -1,0 +1,243 @@
+"""The Redis backend's store classes: thin adapters from the base primitives to Lua scripts.
+
+Key layout in `stores.redis.keys`, scripts in `stores.redis.scripts`. Reads of one key
+are plain commands; everything that writes, and every page, is one script call.
+"""
+
+from __future__ import annotations
+
+import builtins
+from datetime import datetime
+
+from memory.models import Memory, Profile
+from stores.base import MemoryStore, ProfileStore, RawPage, ThreadStore, UserStore
+from stores.redis.client import RedisConnection
+from stores.redis.keys import UserKeys, encode_sort_key
+
+
+def _page(result: list[str | int]) -> RawPage:
+    return RawPage([str(row) for row in result[1:]], bool(int(result[0])))
+
+
+class RedisThreadStore(ThreadStore):
+    def __init__(self, conn: RedisConnection) -> None:
+        self._conn = conn
+
+    async def _get_thread(self, user_id: str, thread_id: str) -> str | None:
+        keys = UserKeys(user_id)
+        return await self._conn.hget(keys.thread(thread_id), "meta")
+
+    async def _put_thread(self, user_id: str, thread_id: str, sort_key: int, data: str) -> None:
+        keys = UserKeys(user_id)
+        await self._conn.script(
+            "put_thread",
+            [keys.threads, keys.thread(thread_id), keys.seq],
+            [keys.prefix, thread_id, encode_sort_key(sort_key), data, self._conn.thread_ttl],
+        )
+
+    async def _page_threads(self, user_id: str, after: str | None, limit: int, descending: bool) -> RawPage:
+        keys = UserKeys(user_id)
+        result = await self._conn.script(
+            "page_threads", [keys.threads], [keys.prefix, after or "", limit, "1" if descending else "0"]
+        )
+        return _page(result)
+
+    async def _delete_thread(self, user_id: str, thread_id: str) -> list[str]:
+        keys = UserKeys(user_id)
+        gone = await self._conn.script(
+            "delete_thread",
+            [
+                keys.threads,
+                keys.thread(thread_id),
+                keys.items(thread_id),
+                keys.item_positions(thread_id),
+                keys.item_data(thread_id),
+                keys.thread_attachments(thread_id),
+                keys.attachments,
+            ],
+            [keys.prefix, thread_id],
+        )
+        return [str(aid) for aid in gone]
+
+    async def _get_item(self, user_id: str, thread_id: str, item_id: str) -> str | None:
+        keys = UserKeys(user_id)
+        return await self._conn.hget(keys.item_data(thread_id), item_id)
+
+    async def _put_item(self, user_id: str, thread_id: str, item_id: str, sort_key: int, data: str) -> bool:
+        keys = UserKeys(user_id)
+        stored = await self._conn.script(
+            "put_item",
+            [
+                keys.thread(thread_id),
+                keys.items(thread_id),
+                keys.item_positions(thread_id),
+                keys.item_data(thread_id),
+                keys.seq,
+            ],
+            [keys.prefix, thread_id, item_id, encode_sort_key(sort_key), data, self._conn.thread_ttl],
+        )
+        return bool(int(stored))
+
+    async def _page_items(
+        self, user_id: str, thread_id: str, after: str | None, limit: int, descending: bool
+    ) -> RawPage:
+        keys = UserKeys(user_id)
+        result = await self._conn.script(
+            "page_items",
+            [
+                keys.thread(thread_id),
+                keys.items(thread_id),
+                keys.item_positions(thread_id),
+                keys.item_data(thread_id),
+            ],
+            [after or "", limit, "1" if descending else "0"],
+        )
+        return _page(result)
+
+    async def _delete_item(self, user_id: str, thread_id: str, item_id: str) -> None:
+        keys = UserKeys(user_id)
+        await self._conn.script(
+            "delete_item",
+            [
+                keys.thread(thread_id),
+                keys.items(thread_id),
+                keys.item_positions(thread_id),
+                keys.item_data(thread_id),
+            ],
+            [keys.prefix, thread_id, item_id, self._conn.thread_ttl],
+        )
+
+    async def _get_attachment(self, user_id: str, attachment_id: str) -> str | None:
+        keys = UserKeys(user_id)
+        return await self._conn.hget(keys.attachment(attachment_id), "data")
+
+    async def _put_attachment(self, user_id: str, attachment_id: str, thread_id: str | None, data: str) -> None:
+        keys = UserKeys(user_id)
+        await self._conn.script(
+            "put_attachment",
+            [keys.attachment(attachment_id), keys.attachments],
+            [keys.prefix, attachment_id, thread_id or "", data, self._conn.thread_ttl],
+        )
+
+    async def _delete_attachment(self, user_id: str, attachment_id: str) -> bool:
+        keys = UserKeys(user_id)
+        existed = await self._conn.script(
+            "delete_attachment", [keys.attachment(attachment_id), keys.attachments], [keys.prefix, attachment_id]
+        )
+        return bool(int(existed))
+
+    async def _list_attachments(self, user_id: str) -> list[str]:
+        keys = UserKeys(user_id)
+        rows = await self._conn.script("list_attachments", [keys.attachments], [keys.prefix])
+        return [str(row) for row in rows]
+
+
+class RedisMemoryStore(MemoryStore):
+    """Memories of a user in one hash, field `<category>:<key>` (a category never contains `:`)."""
+
+    def __init__(self, conn: RedisConnection) -> None:
+        self._conn = conn
+
+    async def _upsert(
+        self, user_id: str, category: str, key: str, value: str, source: str | None, now: datetime, new_id: str
+    ) -> Memory:
+        keys = UserKeys(user_id)
+        stored = await self._conn.script(
+            "upsert_memory",
+            [keys.memories],
+            [
+                f"{category}:{key}",
+                new_id,
+                user_id,
+                category,
+                key,
+                value,
+                "0" if source is None else "1",
+                source or "",
+                now.isoformat(),
+            ],
+        )
+        return Memory.model_validate_json(stored)
+
+    async def _get(self, user_id: str, category: str, key: str) -> Memory | None:
+        data = await self._conn.hget(UserKeys(user_id).memories, f"{category}:{key}")
+        return None if data is None else Memory.model_validate_json(data)
+
+    async def _list(self, user_id: str, category: str | None) -> builtins.list[Memory]:
+        rows: dict[str, str] = await self._conn.hgetall(UserKeys(user_id).memories)
+        prefix = None if category is None else f"{category}:"
+        return [
+            Memory.model_validate_json(data)
+            for field, data in rows.items()
+            if prefix is None or field.startswith(prefix)
+        ]
+
+    async def _delete(self, user_id: str, category: str, key: str) -> bool:
+        removed = await self._conn.hdel(UserKeys(user_id).memories, f"{category}:{key}")
+        return bool(removed)
+
+
+def _profile(fields: dict[str, str]) -> Profile:
+    return Profile(
+        id=fields["id"],
+        identity=fields.get("identity"),
+        email=fields.get("email"),
+        is_first_login=fields.get("first") == "1",
+        created_at=datetime.fromisoformat(fields["created_at"]),
+        last_seen_at=datetime.fromisoformat(fields["last_seen_at"]),
+    )
+
+
+class RedisProfileStore(ProfileStore):
+    """One hash per user; `ensure` is one Lua call (HSETNX decides who created it)."""
+
+    def __init__(self, conn: RedisConnection) -> None:
+        self._conn = conn
+
+    async def _ensure(self, user_id: str, identity: str | None, email: str | None, now: datetime) -> Profile:
+        keys = UserKeys(user_id)
+        flat = await self._conn.script(
+            "ensure_profile",
+            [keys.profile],
+            [
+                user_id,
+                "0" if identity is None else "1",
+                identity or "",
+                "0" if email is None else "1",
+                email or "",
+                now.isoformat(),
+            ],
+        )
+        return _profile(dict(zip(flat[::2], flat[1::2], strict=True)))
+
+    async def _get(self, user_id: str) -> Profile | None:
+        fields: dict[str, str] = await self._conn.hgetall(UserKeys(user_id).profile)
+        return _profile(fields) if fields else None
+
+
+class RedisStore(UserStore):
+    """A user-keyed store on Redis or Redis Cluster; one connection pool, closed by `aclose()`."""
+
+    def __init__(self, conn: RedisConnection) -> None:
+        self._conn = conn
+        self.url = conn.config.redacted
+        self.threads = RedisThreadStore(conn)
+        self.memories = RedisMemoryStore(conn)
+        self.profiles = RedisProfileStore(conn)
+
+    @property
+    def thread_ttl(self) -> int | None:
+        """Seconds after its last write that a thread's data expires, or None (kept forever)."""
+        return self._conn.thread_ttl or None
+
+    async def _forget_user(self, user_id: str) -> None:
+        keys = UserKeys(user_id)
+        await self._conn.script(
+            "forget_user", [keys.threads, keys.attachments, keys.seq, keys.memories, keys.profile], [keys.prefix]
+        )
+
+    async def ping(self) -> None:
+        await self._conn.ping()
+
+    async def _close(self) -> None:
+        await self._conn.close()
