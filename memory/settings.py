@@ -52,12 +52,15 @@ class Settings(BaseSettings):
     supabase_jwt_audience: str = "authenticated"
     supabase_service_role_key: SecretStr | None = None
     files_url: str = "file://./data/files"
+    files_signing_key: SecretStr | None = None  # HMAC key for signed local file links (random per process if unset)
+    files_url_ttl_seconds: int = Field(default=900, gt=0, le=86400)  # lifetime of signed upload/preview URLs
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     allowed_upload_mime_types: str = "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain"
     max_request_bytes: int = Field(default=1024 * 1024, gt=0)
     public_base_url: str = "http://127.0.0.1:8000"
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_cors_origins: str = ""  # comma-separated browser origins allowed to call the API, e.g. http://localhost:5173
 
 
 @lru_cache(maxsize=1)

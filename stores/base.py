@@ -24,6 +24,7 @@ from chatkit.types import (
     Page,
     ThreadItem,
     ThreadMetadata,
+    UserMessageItem,
 )
 from pydantic import AnyUrl
 
@@ -58,6 +59,7 @@ _ITEM_PREFIXES: dict[str, str] = {
     "attachment": "atc",
     "sdk_hidden_context": "shcx",
 }
+_NO_PREVIEW = "https://preview.invalid/"  # stored in place of a signed preview URL
 MAX_EMAIL_LENGTH = 320
 MAX_PROFILE_IDENTITY_LENGTH = 512
 
@@ -130,7 +132,7 @@ class ThreadStore(Store[Any], AttachmentStore[Any], ABC):
         if after is not None:
             validate_object_id(after, "cursor")
         raw = await self._page_items(user_id, thread_id, after, clamp_limit(limit), descending)
-        items = [codec.load_item(row) for row in raw.rows]
+        items = [await self._fresh_previews(user_id, codec.load_item(row)) for row in raw.rows]
         return Page(data=items, has_more=raw.has_more, after=items[-1].id if raw.has_more and items else None)
 
     async def add_thread_item(self, thread_id: str, item: ThreadItem, context: Any) -> None:
@@ -143,6 +145,7 @@ class ThreadStore(Store[Any], AttachmentStore[Any], ABC):
         user_id = user_from_context(context)
         validate_object_id(thread_id, "thread id")
         validate_object_id(item.id, "item id")
+        item = self._without_previews(item)
         stored = await self._put_item(
             user_id, thread_id, item.id, codec.sort_key(item.created_at), codec.dump_item(item)
         )
@@ -156,7 +159,31 @@ class ThreadStore(Store[Any], AttachmentStore[Any], ABC):
         data = await self._get_item(user_id, thread_id, item_id)
         if data is None:
             raise NotFoundError(f"item {item_id} not found in thread {thread_id}")
-        return codec.load_item(data)
+        return await self._fresh_previews(user_id, codec.load_item(data))
+
+    # signed image preview URLs expire: messages never store them and get fresh ones on every read
+    def _without_previews(self, item: ThreadItem) -> ThreadItem:
+        if self.files is None or not isinstance(item, UserMessageItem):
+            return item
+        if not any(isinstance(a, ImageAttachment) for a in item.attachments):
+            return item
+        attachments = [
+            a.model_copy(update={"preview_url": AnyUrl(_NO_PREVIEW)}) if isinstance(a, ImageAttachment) else a
+            for a in item.attachments
+        ]
+        return item.model_copy(update={"attachments": attachments})
+
+    async def _fresh_previews(self, user_id: str, item: ThreadItem) -> ThreadItem:
+        if self.files is None or not isinstance(item, UserMessageItem):
+            return item
+        if not any(isinstance(a, ImageAttachment) for a in item.attachments):
+            return item
+        attachments: list[Attachment] = []
+        for a in item.attachments:
+            if isinstance(a, ImageAttachment):
+                a = a.model_copy(update={"preview_url": AnyUrl(await self.files.preview_url(user_id, a.id))})
+            attachments.append(a)
+        return item.model_copy(update={"attachments": attachments})
 
     async def delete_thread_item(self, thread_id: str, item_id: str, context: Any) -> None:
         user_id = user_from_context(context)
@@ -172,7 +199,7 @@ class ThreadStore(Store[Any], AttachmentStore[Any], ABC):
             validate_object_id(attachment.thread_id, "thread id")
         if isinstance(attachment, ImageAttachment) and self.files is not None:
             # signed preview URLs expire: never persist them, make them fresh on load
-            attachment = attachment.model_copy(update={"preview_url": AnyUrl("https://preview.invalid/")})
+            attachment = attachment.model_copy(update={"preview_url": AnyUrl(_NO_PREVIEW)})
         await self._put_attachment(user_id, attachment.id, attachment.thread_id, codec.dump_attachment(attachment))
 
     async def load_attachment(self, attachment_id: str, context: Any) -> Attachment:

@@ -1,0 +1,74 @@
+"""The `remember` / `recall` / `forget` tools of the chat agent, bound to one authenticated user.
+
+Same names, arguments and wording as the voice agent's tools, built on the shared
+pure helpers in `memory.categorize` and `memory.recall`, so a fact saved by voice
+is found by chat and the other way round. The user id is captured when the tools
+are built for a request; nothing the model sends can name another user.
+"""
+
+from __future__ import annotations
+
+from agents import FunctionTool, function_tool
+
+from memory.categorize import categorize
+from memory.models import normalize_key
+from memory.recall import describe_memories, find_memories
+from stores import UserStore
+
+SOURCE = "chat"
+
+
+def memory_tools(store: UserStore, user_id: str) -> list[FunctionTool]:
+    """Fresh tool instances for one request of `user_id`."""
+
+    @function_tool
+    async def remember(category: str, key: str, value: str) -> str:
+        """Save or update one fact about the user for future conversations.
+
+        Args:
+            category: One of preference, interest, relationship, personal, work, goal, fact.
+            key: A short name for the fact, e.g. "favourite colour" or "sister".
+            value: The fact itself, e.g. "blue" or "Maya, lives in Lisbon".
+        """
+        try:
+            memory = await store.memories.remember(user_id, categorize(key, value, category), key, value, source=SOURCE)
+        except ValueError as exc:
+            return f"Could not remember that: {exc}"
+        return f"Remembered {memory.category} / {memory.key.replace('_', ' ')}: {memory.value}"
+
+    @function_tool
+    async def recall(query: str) -> str:
+        """Look up what is remembered about the user.
+
+        Args:
+            query: What to look for, e.g. "favourite food"; "everything" lists all memories.
+        """
+        memories = await store.memories.list(user_id)
+        return describe_memories(find_memories(memories, query))
+
+    @function_tool
+    async def forget(category: str, key: str) -> str:
+        """Delete one remembered fact when the user asks to forget it or it is wrong.
+
+        Args:
+            category: The category the fact was saved under.
+            key: The short name of the fact, e.g. "favourite colour".
+        """
+        try:
+            wanted = normalize_key(key)
+        except ValueError as exc:
+            return f"Could not forget that: {exc}"
+        candidates = [m for m in await store.memories.list(user_id) if m.key == wanted]
+        chosen = categorize(key, "", category)
+        target = next((m for m in candidates if m.category == chosen), None)
+        if target is None and len(candidates) == 1:
+            target = candidates[0]  # the model guessed the category wrong; the key is unambiguous
+        if target is None:
+            if candidates:
+                categories = ", ".join(sorted(m.category for m in candidates))
+                return f"'{key}' is remembered under several categories ({categories}); say which one."
+            return f"Nothing was remembered under '{key}'."
+        await store.memories.forget(user_id, target.category, target.key)
+        return f"Forgot {target.category} / {target.key.replace('_', ' ')}."
+
+    return [remember, recall, forget]

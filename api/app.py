@@ -1,0 +1,45 @@
+"""`create_app(settings)`: the FastAPI application (ChatKit, LiveKit tokens, files, export/delete, health)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from api.errors import install_error_handlers
+from api.routes import chatkit, files, livekit, me
+from api.services import start_services, stop_services
+from memory.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; the store and clients are opened when it starts and closed when it stops."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await start_services(settings)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await stop_services(services)
+
+    app = FastAPI(title="Memory Agent API", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    origins = [o.strip() for o in settings.api_cors_origins.split(",") if o.strip()]
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
+    install_error_handlers(app)
+    app.include_router(chatkit.router)
+    app.include_router(livekit.router)
+    app.include_router(files.router)
+    app.include_router(me.router)
+    return app

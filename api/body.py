@@ -1,0 +1,45 @@
+"""Reading request bodies with a hard size limit, enforced while the bytes arrive."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+from fastapi import HTTPException, Request
+
+
+def too_large(limit: int) -> HTTPException:
+    return HTTPException(status_code=413, detail=f"request body is larger than the limit of {limit} bytes")
+
+
+def declared_length(request: Request) -> int | None:
+    """The Content-Length header as an int (None if absent); 400 if it is not a number."""
+    value = request.headers.get("content-length")
+    if value is None:
+        return None
+    try:
+        length = int(value)
+    except ValueError:
+        raise HTTPException(status_code=400, detail="Content-Length is not a number") from None
+    if length < 0:
+        raise HTTPException(status_code=400, detail="Content-Length is negative")
+    return length
+
+
+async def limited_stream(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
+    """The body chunk by chunk; 413 as soon as more than `limit` bytes arrived (or were announced)."""
+    length = declared_length(request)
+    if length is not None and length > limit:
+        raise too_large(limit)
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise too_large(limit)
+        if chunk:
+            yield chunk
+
+
+async def read_limited_body(request: Request, limit: int) -> bytes:
+    """The whole body, at most `limit` bytes (413 otherwise)."""
+    parts = [chunk async for chunk in limited_stream(request, limit)]
+    return b"".join(parts)

@@ -1,0 +1,140 @@
+"""The ChatKit server: stores through `store.threads`, answers with an openai-agents agent.
+
+`respond` runs the agent on the thread's recent history (voice-call transcripts
+included, so a call can be continued in text) with the user's relevant memories
+in the instructions as delimited background data, and the memory tools bound to
+the authenticated user.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from agents import Agent, Model, RunConfig, Runner
+from agents.models.fake_id import FAKE_RESPONSES_ID
+from chatkit.agents import AgentContext, ThreadItemConverter, stream_agent_response
+from chatkit.errors import CustomStreamError
+from chatkit.server import ChatKitServer
+from chatkit.types import (
+    AssistantMessageItem,
+    Attachment,
+    ThreadItemAddedEvent,
+    ThreadItemDoneEvent,
+    ThreadItemUpdatedEvent,
+    ThreadMetadata,
+    ThreadStreamEvent,
+    UserMessageItem,
+    UserMessageTagContent,
+    UserMessageTextContent,
+)
+from openai.types.responses import EasyInputMessageParam, ResponseInputTextParam
+
+from api.agent_tools import memory_tools
+from api.context import RequestContext
+from memory.recall import background_block, memories_for_turn
+from stores import UserStore
+
+logger = logging.getLogger("memory_agent.api.chat")
+
+HISTORY_ITEMS = 30
+MAX_TURNS = 6
+INSTRUCTIONS = (
+    "You are a helpful assistant with a long-term memory of the user. The same memory is shared with "
+    "the user's voice calls, whose transcripts appear in this chat as earlier messages. "
+    "When the user tells you something worth keeping about themselves (name, preferences, people, work, "
+    "goals, important facts), call `remember`. Call `recall` to look something up that is not in the "
+    "background below, and `forget` when the user asks you to forget something or corrects it. "
+    "Keep answers short and friendly."
+)
+NOT_CONFIGURED = (
+    "The assistant is not configured on this server: set OPENAI_API_KEY (or OPENAI_BASE_URL for an "
+    "OpenAI-compatible server) and restart the API."
+)
+
+
+class _Converter(ThreadItemConverter):
+    """Turns stored items into model input; attachments and tags become short text notes."""
+
+    async def attachment_to_message_content(self, attachment: Attachment) -> ResponseInputTextParam:
+        kind = "an image" if attachment.type == "image" else "a file"
+        return ResponseInputTextParam(
+            type="input_text", text=f"[The user attached {kind}: {attachment.name} ({attachment.mime_type})]"
+        )
+
+    async def assistant_message_to_input(self, item: AssistantMessageItem) -> EasyInputMessageParam:
+        # plain-string content: the chat-completions converter rejects ChatKit's `output_text` parts
+        return EasyInputMessageParam(
+            type="message", role="assistant", content="".join(part.text for part in item.content)
+        )
+
+    async def tag_to_message_content(self, tag: UserMessageTagContent) -> ResponseInputTextParam:
+        return ResponseInputTextParam(type="input_text", text=f"@{tag.text}: {json.dumps(tag.data)[:2000]}")
+
+
+def user_text(item: UserMessageItem | None) -> str:
+    if item is None:
+        return ""
+    return " ".join(part.text for part in item.content if isinstance(part, UserMessageTextContent)).strip()
+
+
+class MemoryChatServer(ChatKitServer[RequestContext]):
+    """ChatKit server over the user-keyed store; `model` is None when no LLM is configured."""
+
+    def __init__(self, store: UserStore, model: Model | None) -> None:
+        super().__init__(store.threads, store.threads)
+        self.user_store = store
+        self.model = model
+        self._converter = _Converter()
+
+    async def respond(
+        self, thread: ThreadMetadata, input_user_message: UserMessageItem | None, context: RequestContext
+    ) -> AsyncIterator[ThreadStreamEvent]:
+        if self.model is None:
+            raise CustomStreamError(NOT_CONFIGURED, allow_retry=False)
+        user_id = context.user_id
+        page = await self.store.load_thread_items(thread.id, None, HISTORY_ITEMS, "desc", context)
+        history = await self._converter.to_agent_input(list(reversed(page.data)))
+        memories = memories_for_turn(await self.user_store.memories.list(user_id), user_text(input_user_message))
+        background = background_block(memories)
+        agent: Agent[AgentContext[RequestContext]] = Agent(
+            name="memory-assistant",
+            instructions=f"{INSTRUCTIONS}\n\n{background}" if background else INSTRUCTIONS,
+            model=self.model,
+            tools=list(memory_tools(self.user_store, user_id)),
+        )
+        agent_context = AgentContext[RequestContext](thread=thread, store=self.store, request_context=context)
+        result = Runner.run_streamed(
+            agent,
+            history,
+            context=agent_context,
+            max_turns=MAX_TURNS,
+            run_config=RunConfig(tracing_disabled=True),
+        )
+        events = stream_agent_response(agent_context, result)
+        async for event in with_real_item_ids(events, lambda: self.store.generate_item_id("message", thread, context)):
+            yield event
+
+
+async def with_real_item_ids(
+    events: AsyncIterator[ThreadStreamEvent], make_id: Callable[[], str]
+) -> AsyncIterator[ThreadStreamEvent]:
+    """Give each assistant message a store id of its own.
+
+    Over the chat-completions API the Agents SDK labels every message `__fake_id__`,
+    so without this each answer would overwrite the previous one in the thread
+    (openai/chatkit-python#36).
+    """
+    current: str | None = None
+    async for event in events:
+        if isinstance(event, ThreadItemAddedEvent) and event.item.id == FAKE_RESPONSES_ID:
+            current = make_id()
+            event = ThreadItemAddedEvent(item=event.item.model_copy(update={"id": current}))
+        elif isinstance(event, ThreadItemUpdatedEvent) and event.item_id == FAKE_RESPONSES_ID:
+            current = current or make_id()
+            event = event.model_copy(update={"item_id": current})
+        elif isinstance(event, ThreadItemDoneEvent) and event.item.id == FAKE_RESPONSES_ID:
+            event = ThreadItemDoneEvent(item=event.item.model_copy(update={"id": current or make_id()}))
+            current = None
+        yield event

@@ -1,0 +1,152 @@
+"""Attachment bytes in a private Supabase Storage bucket (`FILES_URL=supabase://<bucket>`).
+
+The server holds the service-role key and never switches the client's user
+(supabase-py's async client shares its auth headers), so every object path is
+built here from the already verified user id: `<user_id>/<attachment_id>`.
+Clients upload straight to Storage with a signed upload URL; previews are signed
+download URLs made fresh on each read and never stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+from chatkit.types import AttachmentUploadDescriptor
+from storage3.exceptions import StorageApiError, StorageException
+from supabase import AsyncClient, AsyncClientOptions, acreate_client
+
+from stores.ids import validate_object_id, validate_user_id
+
+logger = logging.getLogger("memory_agent.api.files")
+
+LIST_PAGE = 1000
+# a transparent 1x1 GIF: the preview of an image whose bytes are not uploaded yet
+PENDING_PREVIEW = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
+
+
+class FileStorageError(Exception):
+    """The blob backend failed; the message is safe to show (no keys, no URLs with tokens)."""
+
+
+def _failure(what: str, exc: Exception) -> FileStorageError:
+    """Log the status (never the URL: it may hold a token) and return a safe error."""
+    status = getattr(exc, "status", None) or getattr(getattr(exc, "response", None), "status_code", "")
+    logger.warning("Supabase Storage %s failed (%s %s)", what, type(exc).__name__, status)
+    return FileStorageError(f"file storage is unavailable ({what} failed); try again later")
+
+
+def object_path(user_id: str, attachment_id: str) -> str:
+    return f"{validate_user_id(user_id)}/{validate_object_id(attachment_id, 'attachment id')}"
+
+
+class SupabaseFileStorage:
+    """`stores.files.FileStorage` on Supabase Storage through supabase-py's async client."""
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        bucket: str,
+        *,
+        http_client: httpx.AsyncClient,
+        max_bytes: int,
+        allowed_mime_types: frozenset[str],
+        url_ttl_seconds: int,
+    ) -> None:
+        self._client = client
+        self._http = http_client
+        self.bucket = bucket
+        self.max_bytes = max_bytes
+        self.allowed_mime_types = allowed_mime_types
+        self.url_ttl_seconds = url_ttl_seconds
+
+    @classmethod
+    async def connect(
+        cls,
+        supabase_url: str,
+        service_role_key: str,
+        bucket: str,
+        *,
+        max_bytes: int,
+        allowed_mime_types: frozenset[str],
+        url_ttl_seconds: int,
+    ) -> SupabaseFileStorage:
+        http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False)
+        options = AsyncClientOptions(httpx_client=http, auto_refresh_token=False, persist_session=False)
+        client = await acreate_client(supabase_url, service_role_key, options=options)
+        return cls(
+            client,
+            bucket,
+            http_client=http,
+            max_bytes=max_bytes,
+            allowed_mime_types=allowed_mime_types,
+            url_ttl_seconds=url_ttl_seconds,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def _bucket(self) -> Any:
+        return self._client.storage.from_(self.bucket)
+
+    async def _call(self, what: str, operation: Any) -> Any:
+        try:
+            return await operation
+        except (StorageException, httpx.HTTPError) as exc:
+            raise _failure(what, exc) from None
+
+    # -- FileStorage ----------------------------------------------------------
+    async def upload_descriptor(
+        self, user_id: str, attachment_id: str, mime_type: str, size: int
+    ) -> AttachmentUploadDescriptor:
+        signed = await self._call(
+            "signed upload URL", self._bucket().create_signed_upload_url(object_path(user_id, attachment_id))
+        )
+        return AttachmentUploadDescriptor(
+            url=signed["signed_url"],
+            method="PUT",
+            headers={"Content-Type": mime_type, "x-upsert": "false"},
+        )
+
+    async def preview_url(self, user_id: str, attachment_id: str) -> str:
+        path = object_path(user_id, attachment_id)
+        try:
+            signed = await self._bucket().create_signed_url(path, self.url_ttl_seconds)
+        except StorageApiError as exc:
+            if str(exc.status) == "404" or exc.code in ("not_found", "NoSuchKey"):
+                # Storage signs only existing objects; before the upload there is nothing to show yet
+                return PENDING_PREVIEW
+            raise _failure("signed URL", exc) from None
+        except (StorageException, httpx.HTTPError) as exc:
+            raise _failure("signed URL", exc) from None
+        url = signed.get("signedURL") or signed.get("signedUrl")
+        if not url:
+            raise FileStorageError("file storage returned no signed URL; check the bucket name in FILES_URL")
+        return str(url)
+
+    async def delete(self, user_id: str, attachment_id: str) -> None:
+        await self._call("remove", self._bucket().remove([object_path(user_id, attachment_id)]))
+
+    async def delete_user(self, user_id: str) -> None:
+        prefix = validate_user_id(user_id)
+        while True:
+            entries = await self._call("list", self._bucket().list(prefix, {"limit": LIST_PAGE, "offset": 0}))
+            names = [e["name"] for e in entries if isinstance(e, dict) and isinstance(e.get("name"), str)]
+            if not names:
+                return
+            removed = await self._call("remove", self._bucket().remove([f"{prefix}/{name}" for name in names]))
+            if len(names) < LIST_PAGE or not removed:
+                return  # a full page that removed nothing would loop forever
+
+    # -- server-side writes (imports, tools) -------------------------------------
+    async def upload(self, user_id: str, attachment_id: str, data: bytes, mime_type: str) -> None:
+        """Store bytes from the server itself through a signed upload URL."""
+        if len(data) > self.max_bytes:
+            raise ValueError(f"file is larger than the limit of {self.max_bytes} bytes")
+        path = object_path(user_id, attachment_id)
+        signed = await self._call("signed upload URL", self._bucket().create_signed_upload_url(path))
+        await self._call(
+            "upload",
+            self._bucket().upload_to_signed_url(path, signed["token"], data, {"content-type": mime_type}),
+        )

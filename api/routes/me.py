@@ -1,0 +1,55 @@
+"""The user's own data: export everything, delete everything; plus the health check."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from api.auth import CurrentUser
+from api.services import Services
+from stores.errors import redact_url
+
+logger = logging.getLogger("memory_agent.api")
+router = APIRouter()
+
+PING_TIMEOUT = 5.0
+
+
+@router.get("/me/export")
+async def export_me(request: Request, user: CurrentUser) -> JSONResponse:
+    """Everything stored for the caller: profile, memories, threads with items, attachment metadata."""
+    services: Services = request.app.state.services
+    data: dict[str, Any] = await services.store.export_user(user.user_id)
+    data["exported_at"] = datetime.now(UTC).isoformat()
+    return JSONResponse(
+        data, headers={"Content-Disposition": f'attachment; filename="memory-export-{user.user_id}.json"'}
+    )
+
+
+@router.delete("/me", status_code=204)
+async def delete_me(request: Request, user: CurrentUser) -> Response:
+    """Erase the caller's profile, memories, threads, items, attachments and file bytes."""
+    services: Services = request.app.state.services
+    await services.store.forget_user(user.user_id)
+    logger.info("erased all data of user %s on request", user.user_id)
+    return Response(status_code=204)
+
+
+@router.get("/healthz")
+async def healthz(request: Request) -> JSONResponse:
+    """200 when the store answers within a few seconds, 503 otherwise (for load balancers)."""
+    services: Services = request.app.state.services
+    try:
+        await asyncio.wait_for(services.store.ping(), timeout=PING_TIMEOUT)
+    except Exception as exc:  # any failure means "not healthy"; the reason goes to the log only
+        logger.warning("health check: store %s unreachable (%s)", redact_url(services.store.url), type(exc).__name__)
+        return JSONResponse(
+            {"status": "unavailable", "detail": "the data store is unreachable; check STORE_URL and the server"},
+            status_code=503,
+        )
+    return JSONResponse({"status": "ok"})

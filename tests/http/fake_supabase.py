@@ -1,0 +1,157 @@
+"""A loopback stand-in for the Supabase HTTP APIs the API calls: the JWKS and Storage.
+
+Serves `GET /auth/v1/.well-known/jwks.json` from a mutable key list (counting
+hits) and the Storage REST endpoints supabase-py's `storage.from_(bucket)` uses:
+signed upload URL, upload to it, signed download URL, download, remove and list.
+Objects are kept in memory by `<bucket>/<path>`; every call is recorded.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    authorization: str | None
+    apikey: str | None
+    json: Any = None
+
+
+@dataclass
+class FakeSupabase:
+    service_key: str = "service-role-key-for-tests"
+    jwks: list[dict[str, Any]] = field(default_factory=list)
+    jwks_hits: int = 0
+    objects: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # "<bucket>/<path>" -> (bytes, type)
+    calls: list[Call] = field(default_factory=list)
+    _upload_tokens: dict[str, str] = field(default_factory=dict)  # token -> "<bucket>/<path>"
+    _download_tokens: dict[str, str] = field(default_factory=dict)
+    _runner: web.AppRunner | None = None
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> FakeSupabase:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_get("/auth/v1/.well-known/jwks.json", self._jwks)
+        app.router.add_post("/storage/v1/object/upload/sign/{bucket}/{path:.+}", self._sign_upload)
+        app.router.add_put("/storage/v1/object/upload/sign/{bucket}/{path:.+}", self._upload)
+        app.router.add_post("/storage/v1/object/sign/{bucket}/{path:.+}", self._sign_download)
+        app.router.add_get("/storage/v1/object/sign/{bucket}/{path:.+}", self._download)
+        app.router.add_post("/storage/v1/object/list/{bucket}", self._list)
+        app.router.add_delete("/storage/v1/object/{bucket}", self._remove)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def aclose(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- helpers -------------------------------------------------------------
+    def storage_calls(self, kind: str) -> list[Call]:
+        return [c for c in self.calls if c.path.startswith(kind)]
+
+    def _record(self, request: web.Request, body: Any = None) -> None:
+        self.calls.append(
+            Call(
+                request.method,
+                request.path.removeprefix("/storage/v1/"),
+                request.headers.get("Authorization"),
+                request.headers.get("apikey"),
+                body,
+            )
+        )
+
+    def _authorised(self, request: web.Request) -> bool:
+        return request.headers.get("Authorization") == f"Bearer {self.service_key}"
+
+    @staticmethod
+    def _error(status: int, message: str) -> web.Response:
+        return web.json_response({"statusCode": str(status), "error": "Error", "message": message}, status=status)
+
+    # -- handlers ------------------------------------------------------------
+    async def _jwks(self, request: web.Request) -> web.Response:
+        self.jwks_hits += 1
+        return web.json_response({"keys": self.jwks})
+
+    async def _sign_upload(self, request: web.Request) -> web.Response:
+        self._record(request)
+        if not self._authorised(request):
+            return self._error(403, "service key required")
+        bucket, path = request.match_info["bucket"], request.match_info["path"]
+        token = secrets.token_urlsafe(16)
+        self._upload_tokens[token] = f"{bucket}/{path}"
+        return web.json_response({"url": f"/object/upload/sign/{bucket}/{path}?token={token}"})
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """The browser's (or supabase-py's) upload: no service key, only the token."""
+        bucket, path = request.match_info["bucket"], request.match_info["path"]
+        self._record(request)
+        key = f"{bucket}/{path}"
+        if self._upload_tokens.pop(request.query.get("token", ""), None) != key:
+            return self._error(400, "invalid upload token")
+        if request.content_type.startswith("multipart/"):
+            form = await request.post()
+            part = form.get("file")
+            if not isinstance(part, web.FileField):
+                return self._error(400, "no file")
+            data, kind = part.file.read(), part.content_type
+        else:
+            data, kind = await request.read(), request.content_type
+        self.objects[key] = (data, kind)
+        return web.json_response({"Key": key, "Id": secrets.token_hex(8)})
+
+    async def _sign_download(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self._record(request, body)
+        if not self._authorised(request):
+            return self._error(403, "service key required")
+        bucket, path = request.match_info["bucket"], request.match_info["path"]
+        if f"{bucket}/{path}" not in self.objects:
+            return self._error(404, "Object not found")
+        token = secrets.token_urlsafe(16)
+        self._download_tokens[token] = f"{bucket}/{path}"
+        return web.json_response({"signedURL": f"/object/sign/{bucket}/{path}?token={token}"})
+
+    async def _download(self, request: web.Request) -> web.Response:
+        key = f"{request.match_info['bucket']}/{request.match_info['path']}"
+        if self._download_tokens.get(request.query.get("token", "")) != key or key not in self.objects:
+            return self._error(400, "invalid or expired token")
+        data, kind = self.objects[key]
+        return web.Response(body=data, content_type=kind.split(";")[0])
+
+    async def _list(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self._record(request, body)
+        if not self._authorised(request):
+            return self._error(403, "service key required")
+        bucket = request.match_info["bucket"]
+        prefix = f"{bucket}/{body.get('prefix', '').strip('/')}/"
+        names = sorted(k[len(prefix) :] for k in self.objects if k.startswith(prefix))
+        offset, limit = int(body.get("offset", 0)), int(body.get("limit", 100))
+        return web.json_response([{"name": n, "id": n, "metadata": {}} for n in names[offset : offset + limit]])
+
+    async def _remove(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self._record(request, body)
+        if not self._authorised(request):
+            return self._error(403, "service key required")
+        bucket = request.match_info["bucket"]
+        removed = []
+        for path in body.get("prefixes", []):
+            if self.objects.pop(f"{bucket}/{path}", None) is not None:
+                removed.append({"name": path, "bucket_id": bucket})
+        return web.json_response(removed)
