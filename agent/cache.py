@@ -1,0 +1,153 @@
+"""The caller's memories held in process for one session, so recall never waits on the store.
+
+Loaded once when the call starts; the memory tools change the cache at once and
+send the same change to the store through a write-behind queue, so a slow or
+failing store delays neither the tool result nor the reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from agent.writebehind import WriteBehind
+from memory.models import Memory, normalize_category, normalize_key, validate_value
+from stores import UserStore
+from stores.codec import utc_now
+from stores.ids import new_id, validate_user_id
+
+logger = logging.getLogger("memory_agent.cache")
+
+Key = tuple[str, str]  # (category, key), normalised
+
+
+@dataclass(frozen=True)
+class _Change:
+    key: Key
+    memory: Memory | None  # None: forgotten
+
+
+class SessionMemories:
+    """One user's memories for one session: an in-process dict plus write-behind to the store."""
+
+    def __init__(self, store: UserStore, user_id: str, *, source: str = "voice", writer: WriteBehind | None = None):
+        self.store = store
+        self.user_id = validate_user_id(user_id)
+        self.source = source
+        self._entries: dict[Key, Memory] = {}
+        self._changes: list[_Change] = []  # applied before the load finished; replayed over it
+        self._loaded = asyncio.Event()
+        self._load_task: asyncio.Task[None] | None = None
+        self.load_error: str | None = None
+        self.writes = writer or WriteBehind(f"memories {self.user_id}")
+
+    # -- loading -----------------------------------------------------------
+    def start_loading(self) -> None:
+        """Begin reading the user's memories from the store (idempotent, returns at once)."""
+        if self._load_task is None:
+            self._load_task = asyncio.get_running_loop().create_task(self._load(), name=f"load-memories:{self.user_id}")
+
+    async def _load(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                rows = await self.store.memories.list(self.user_id)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep the call going; retry in the background
+                self.load_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                logger.warning("loading memories of user %s failed (%s); retrying", self.user_id, self.load_error)
+                await asyncio.sleep(delay)
+                delay = min(5.0, delay * 2)
+        entries = {(m.category, m.key): m for m in rows if m.user_id == self.user_id}
+        for change in self._changes:
+            if change.memory is None:
+                entries.pop(change.key, None)
+            else:
+                entries[change.key] = change.memory
+        self._entries = entries
+        self._changes.clear()
+        self.load_error = None
+        self._loaded.set()
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded.is_set()
+
+    async def wait_loaded(self, timeout: float | None) -> bool:  # noqa: ASYNC109 - public API: a bound, not a cancel scope
+        """Wait for the load up to `timeout` seconds; True when the cache is complete."""
+        if self._loaded.is_set():
+            return True
+        self.start_loading()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._loaded.wait()), timeout=timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def snapshot(self) -> list[Memory]:
+        """What is known right now (complete once `loaded`), as an independent list."""
+        return list(self._entries.values())
+
+    # -- changes -----------------------------------------------------------
+    def remember(self, category: str, key: str, value: str) -> Memory:
+        """Validate, update the cache now and queue the store write; ValueError for bad input."""
+        norm = (normalize_category(category), normalize_key(key))
+        value = validate_value(value)
+        old = self._entries.get(norm)
+        now = utc_now()
+        memory = Memory(
+            id=old.id if old else new_id("mem"),
+            user_id=self.user_id,
+            category=norm[0],
+            key=norm[1],
+            value=value,
+            source=self.source,
+            created_at=old.created_at if old else now,
+            updated_at=now,
+        )
+        self._apply(_Change(norm, memory))
+        self.writes.submit(
+            f"remember {norm[0]}/{norm[1]}",
+            lambda: self.store.memories.remember(self.user_id, norm[0], norm[1], value, source=self.source),
+        )
+        return memory
+
+    def find_key(self, category: str, key: str) -> Memory | None:
+        """The memory `forget` means: exact (category, key), else the only one with that key."""
+        norm_key = normalize_key(key)
+        try:
+            exact = self._entries.get((normalize_category(category), norm_key))
+        except ValueError:
+            exact = None
+        if exact is not None:
+            return exact
+        same_key = [m for m in self._entries.values() if m.key == norm_key]
+        return same_key[0] if len(same_key) == 1 else None
+
+    def forget(self, category: str, key: str) -> Memory | None:
+        """Remove from the cache now and queue the store delete; returns what was forgotten."""
+        found = self.find_key(category, key)
+        norm = (found.category, found.key) if found else (normalize_category(category), normalize_key(key))
+        self._apply(_Change(norm, None))
+        self.writes.submit(
+            f"forget {norm[0]}/{norm[1]}",
+            lambda: self.store.memories.forget(self.user_id, norm[0], norm[1]),
+        )
+        return found
+
+    def _apply(self, change: _Change) -> None:
+        if change.memory is None:
+            self._entries.pop(change.key, None)
+        else:
+            self._entries[change.key] = change.memory
+        if not self._loaded.is_set():
+            self._changes.append(change)
+
+    async def aclose(self, timeout: float | None = None) -> int:  # noqa: ASYNC109 - public API: a bound, not a cancel scope
+        """Stop loading and store every queued change; returns how many writes were lost."""
+        if self._load_task is not None and not self._load_task.done():
+            self._load_task.cancel()
+        return await self.writes.aclose(timeout)

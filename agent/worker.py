@@ -1,0 +1,151 @@
+"""The LiveKit worker: one `rtc_session` per call, bound to the caller before the session starts.
+
+Order matters: the user is bound in the ContextVar *before* `session.start()` so
+the agent's hooks, `llm_node` and tools see it; the profile is ensured and the
+memories are loaded before the greeting, so a returning caller is greeted by name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any
+
+from livekit.agents import AgentServer, AgentSession, JobContext, room_io
+from livekit.agents.voice.events import CloseEvent, ConversationItemAddedEvent
+
+from agent.cache import SessionMemories
+from agent.greeting import greeting_instructions
+from agent.memory_agent import MemoryAgent
+from agent.models import build_models
+from agent.transcript import VoiceTranscript
+from memory.session import set_session_user
+from memory.settings import Settings, get_settings
+from stores import UserStore, open_store
+
+logger = logging.getLogger("memory_agent.worker")
+
+GREETING_LOAD_TIMEOUT = 3.0  # how long the greeting waits for the caller's memories
+FLUSH_TIMEOUT = 8.0  # under AgentServer's default 10 s shutdown_process_timeout
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+# Keys a test or an embedding application may put in `ctx.proc.userdata` (e.g. from a
+# `setup_fnc`) to supply its own objects instead of the ones built from settings.
+OVERRIDE_KEYS = ("store", "llm", "stt", "tts", "vad", "session_options")
+
+
+class CallResources:
+    """What one call owns and must flush/close exactly once (on session close or job shutdown)."""
+
+    def __init__(self, store: UserStore, owns_store: bool) -> None:
+        self.store = store
+        self.owns_store = owns_store
+        self.transcript: VoiceTranscript | None = None
+        self.agent: MemoryAgent | None = None
+        self._closing: asyncio.Task[int] | None = None
+
+    def close_soon(self) -> asyncio.Task[int]:
+        """Start closing (idempotent); the returned task gives the number of writes lost."""
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self._close(), name="memory-agent-close")
+        return self._closing
+
+    async def _close(self) -> int:
+        lost = 0
+        try:
+            if self.agent is not None:
+                lost += await self.agent.aclose(FLUSH_TIMEOUT)
+            if self.transcript is not None:
+                lost += await self.transcript.aclose(FLUSH_TIMEOUT)
+        finally:
+            if self.owns_store:
+                await self.store.aclose()
+        return lost
+
+
+async def run_call(ctx: JobContext, settings: Settings | None = None) -> AgentSession[Any] | None:
+    """Serve one call: bind the caller, ensure the profile, load memories, start the session, greet."""
+    settings = settings or get_settings()
+    overrides: dict[str, Any] = ctx.proc.userdata
+    await ctx.connect()
+    participant = await ctx.wait_for_participant()
+    try:
+        user_id = set_session_user(participant.identity)  # before session.start(): the session inherits it
+    except ValueError as exc:
+        logger.error("refusing the call in room %s: unusable participant identity (%s)", ctx.room.name, exc)
+        ctx.shutdown(reason="unusable participant identity")
+        return None
+    logger.info("voice session starting for user %s (room %s, job %s)", user_id, ctx.room.name, ctx.job.id)
+    logger.debug("user %s has participant identity %r", user_id, participant.identity)
+
+    store: UserStore | None = overrides.get("store")
+    resources = CallResources(store or await open_store(settings.store_url, settings=settings), store is None)
+
+    async def _on_shutdown(reason: str) -> None:
+        lost = await resources.close_soon()
+        logger.info("voice session of user %s ended (%s); %d writes lost", user_id, reason or "shutdown", lost)
+
+    ctx.add_shutdown_callback(_on_shutdown)
+
+    identity = participant.identity
+    profile = await resources.store.profiles.ensure(
+        user_id, identity=identity, email=identity if _EMAIL_RE.fullmatch(identity) else None
+    )
+    memories = SessionMemories(resources.store, user_id)
+    memories.start_loading()
+    if not await memories.wait_loaded(GREETING_LOAD_TIMEOUT):
+        logger.warning(
+            "memories of user %s not loaded within %.0fs; greeting without them", user_id, GREETING_LOAD_TIMEOUT
+        )
+
+    agent = MemoryAgent(resources.store, memories=memories, settings=settings)
+    transcript = VoiceTranscript(resources.store, user_id, ctx.room.name, ctx.job.id)
+    resources.agent, resources.transcript = agent, transcript
+
+    session = _build_session(settings, overrides)
+
+    @session.on("conversation_item_added")
+    def _on_item(ev: ConversationItemAddedEvent) -> None:
+        item = ev.item
+        if item.type == "message" and item.role in ("user", "assistant") and item.text_content:
+            transcript.add(item.role, item.text_content)
+
+    @session.on("close")
+    def _on_close(ev: CloseEvent) -> None:
+        resources.close_soon()
+
+    has_audio_out = session.tts is not None
+    await session.start(
+        agent,
+        room=ctx.room,
+        room_options=room_io.RoomOptions(participant_identity=participant.identity, audio_output=has_audio_out),
+    )
+    known = memories.snapshot() if memories.loaded else []
+    session.generate_reply(instructions=greeting_instructions(profile.is_first_login, known))
+    return session
+
+
+def _build_session(settings: Settings, overrides: dict[str, Any]) -> AgentSession[Any]:
+    """The AgentSession with models from settings (or the ones supplied in `ctx.proc.userdata`)."""
+    options: dict[str, Any] = dict(overrides.get("session_options") or {})
+    if "llm" in overrides:
+        for name in ("llm", "stt", "tts", "vad"):
+            if name in overrides:
+                options[name] = overrides[name]
+    else:
+        models = build_models(settings)
+        options.update(stt=models.stt, llm=models.llm, tts=models.tts)
+    return AgentSession(**options)
+
+
+server = AgentServer()
+
+
+@server.rtc_session(agent_name=get_settings().agent_name)
+async def entrypoint(ctx: JobContext) -> None:
+    """The job entrypoint LiveKit calls for each dispatched room."""
+    await run_call(ctx)
+
+
+__all__ = ["CallResources", "entrypoint", "run_call", "server"]
