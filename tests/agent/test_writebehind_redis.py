@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -16,29 +15,9 @@ from memory import identity_to_uuid
 from stores import open_store
 from tests.agent.helpers import assistant_replies, call, fake_call
 from tests.fakes.scripted_llm import ScriptedLLM
-from tests.fixtures.redis_servers import RedisServer
+from tests.fixtures.redis_servers import DurableRedisServer
 
 IDENTITY = "outage-caller@example.com"
-
-
-class DurableRedisServer(RedisServer):
-    """A private Redis that keeps its data across stop/start (AOF), like a production server."""
-
-    def _args(self) -> list[str]:
-        args = super()._args()
-        index = args.index("--appendonly")
-        args[index + 1] = "yes"
-        return [*args, "--appendfsync", "always"]
-
-
-@pytest.fixture
-def durable_redis() -> Iterator[DurableRedisServer]:
-    server = DurableRedisServer()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.mark.slow

@@ -13,21 +13,9 @@ from psycopg import AsyncConnection
 from memory.settings import Settings
 from stores import StoreUnavailableError, open_store
 from stores.postgres import PostgresStore
-from stores.postgres.config import APPLICATION_NAME, parse_url
+from stores.postgres.config import parse_url
 from tests.contract import factories as f
-from tests.fixtures.postgres_servers import PostgresServer, free_port
-
-
-async def _terminate_store_connections(url: str) -> int:
-    """Kill every server process serving the store's pool (as an admin would, or a failover)."""
-    async with await AsyncConnection.connect(url, autocommit=True) as admin:
-        cursor = await admin.execute(
-            "select count(pg_terminate_backend(pid)) from pg_stat_activity "
-            "where datname = current_database() and application_name = %s and pid <> pg_backend_pid()",
-            [APPLICATION_NAME],
-        )
-        row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+from tests.fixtures.postgres_servers import PostgresServer, free_port, terminate_store_connections
 
 
 async def test_next_operation_after_terminate_succeeds(postgres_store_url: str, user_a: str) -> None:
@@ -35,12 +23,12 @@ async def test_next_operation_after_terminate_succeeds(postgres_store_url: str, 
         await store.memories.remember(user_a, "fact", "before", "written before the kill")
         # several idle pooled connections, all of which die together
         await asyncio.gather(*(store.memories.get(user_a, "fact", "before") for _ in range(5)))
-        assert await _terminate_store_connections(postgres_store_url) >= 1
+        assert await terminate_store_connections(postgres_store_url) >= 1
 
         memory = await store.memories.get(user_a, "fact", "before")
         assert memory is not None and memory.value == "written before the kill"
         await store.memories.remember(user_a, "fact", "after", "written after the kill")
-        assert await _terminate_store_connections(postgres_store_url) >= 1
+        assert await terminate_store_connections(postgres_store_url) >= 1
         await store.threads.save_thread(f.thread("thr_after"), f.ctx(user_a))
         assert (await store.threads.load_thread("thr_after", f.ctx(user_a))).id == "thr_after"
         await store.ping()
@@ -76,7 +64,7 @@ async def test_no_acknowledged_write_is_lost_while_connections_are_killed(postgr
             kills = 0
             for _ in range(10):
                 await asyncio.sleep(0.15)
-                kills += await _terminate_store_connections(postgres_store_url)
+                kills += await terminate_store_connections(postgres_store_url)
             stop.set()
             return kills
 
