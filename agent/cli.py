@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from memory.settings import Settings, get_settings
+from stores import startup_problem
 
 USAGE = """usage: python -m agent <command> [options]
 
@@ -81,27 +82,6 @@ def configuration_problems(mode: str, settings: Settings) -> list[str]:
     return problems
 
 
-def unreachable_store(settings: Settings) -> str | None:
-    """Why the store cannot be opened (its URL redacted), or None when it answers.
-
-    Checked once at start-up: calls open the store only when they arrive, so a dead
-    store would otherwise surface as every call failing while the worker looks healthy.
-    """
-    import asyncio
-
-    from stores import StoreError, open_store
-
-    async def probe() -> None:
-        store = await open_store(settings.store_url, settings=settings)
-        await store.aclose()
-
-    try:
-        asyncio.run(probe())
-    except (StoreError, ValueError) as exc:
-        return str(exc)
-    return None
-
-
 def _export_for_livekit(settings: Settings) -> None:
     """LiveKit's CLI reads os.environ only; pass on values that came from `.env`."""
     values = {
@@ -141,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in problems:
             print(f"  - {problem}", file=sys.stderr)
         return EXIT_CONFIG
-    store_problem = None if wants_help or mode not in MODEL_MODES else unreachable_store(settings)
+    store_problem = None if wants_help or mode not in MODEL_MODES else startup_problem(settings)
     if store_problem:
         print(f"memory-agent: cannot run `{mode}`: {store_problem}", file=sys.stderr)
         return EXIT_STORE

@@ -20,12 +20,21 @@ RETURNING_ANONYMOUS = (
     "sentence and ask how you can help."
 )
 
+UNKNOWN_CALLER = (
+    "You could not look up whether you have spoken with this caller before. Greet them warmly in one "
+    "short sentence and ask how you can help; do not claim to know them or to be meeting them for the first time."
+)
 
-def greeting_instructions(first_login: bool, memories: Sequence[Memory]) -> str:
-    """Instructions for the opening reply; returning callers are greeted by what is known (their name)."""
+
+def greeting_instructions(first_login: bool | None, memories: Sequence[Memory]) -> str:
+    """Instructions for the opening reply; returning callers are greeted by what is known (their name).
+
+    `first_login=None` means the profile could not be read (store outage): the caller
+    is greeted without claiming either way, unless their memories name them.
+    """
     if first_login:
         return FIRST_CALL
     name = display_name(memories)
     if name:
         return RETURNING_NAMED.format(name=name)
-    return RETURNING_ANONYMOUS
+    return RETURNING_ANONYMOUS if first_login is False else UNKNOWN_CALLER

@@ -20,13 +20,17 @@ from agent.greeting import greeting_instructions
 from agent.memory_agent import MemoryAgent
 from agent.models import build_models
 from agent.transcript import VoiceTranscript
+from agent.writebehind import WriteBehind
+from memory.models import Profile
 from memory.session import set_session_user
 from memory.settings import Settings, get_settings
-from stores import UserStore, open_store
+from stores import StoreError, UserStore, open_store
+from stores.base import MAX_EMAIL_LENGTH
 
 logger = logging.getLogger("memory_agent.worker")
 
 GREETING_LOAD_TIMEOUT = 3.0  # how long the greeting waits for the caller's memories
+PROFILE_TIMEOUT = 3.0  # how long the greeting waits for the profile before going on without it
 FLUSH_TIMEOUT = 8.0  # under AgentServer's default 10 s shutdown_process_timeout
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
@@ -88,12 +92,9 @@ async def run_call(ctx: JobContext, settings: Settings | None = None) -> AgentSe
 
     ctx.add_shutdown_callback(_on_shutdown)
 
-    identity = participant.identity
-    profile = await resources.store.profiles.ensure(
-        user_id, identity=identity, email=identity if _EMAIL_RE.fullmatch(identity) else None
-    )
     memories = SessionMemories(resources.store, user_id)
-    memories.start_loading()
+    memories.start_loading()  # in parallel with the profile look-up
+    first_login = await _ensure_profile(resources.store, user_id, participant.identity, memories.writes)
     if not await memories.wait_loaded(GREETING_LOAD_TIMEOUT):
         logger.warning(
             "memories of user %s not loaded within %.0fs; greeting without them", user_id, GREETING_LOAD_TIMEOUT
@@ -122,8 +123,33 @@ async def run_call(ctx: JobContext, settings: Settings | None = None) -> AgentSe
         room_options=room_io.RoomOptions(participant_identity=participant.identity, audio_output=has_audio_out),
     )
     known = memories.snapshot() if memories.loaded else []
-    session.generate_reply(instructions=greeting_instructions(profile.is_first_login, known))
+    session.generate_reply(instructions=greeting_instructions(first_login, known))
     return session
+
+
+async def _ensure_profile(store: UserStore, user_id: str, identity: str, writes: WriteBehind) -> bool | None:
+    """Ensure the caller's profile; whether this call created it, or None if the store did not answer in time.
+
+    A store outage must not cost the caller the call: the profile write is then
+    queued behind the reply (retried until stored) and the greeting stays neutral.
+    """
+    email = identity if _EMAIL_RE.fullmatch(identity) and len(identity) <= MAX_EMAIL_LENGTH else None
+
+    async def ensure() -> Profile:
+        return await store.profiles.ensure(user_id, identity=identity, email=email)
+
+    try:
+        profile = await asyncio.wait_for(ensure(), PROFILE_TIMEOUT)
+    except (StoreError, TimeoutError, OSError) as exc:
+        logger.warning(
+            "profile of user %s not ensured within %.0fs (%s); greeting neutrally and retrying in the background",
+            user_id,
+            PROFILE_TIMEOUT,
+            type(exc).__name__,
+        )
+        writes.submit(f"ensure profile {user_id}", ensure)
+        return None
+    return profile.is_first_login
 
 
 def _build_session(settings: Settings, overrides: dict[str, Any]) -> AgentSession[Any]:

@@ -7,6 +7,8 @@ import sys
 
 from memory.settings import get_settings
 
+EXIT_STORE = 3  # the store did not answer at start-up (same code as `python -m agent`)
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m api", description="Memory Agent HTTP API")
@@ -33,6 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from api import create_app
+    from stores import startup_problem
+
+    problem = startup_problem(settings)
+    if problem is not None:
+        print(f"memory-agent api: cannot start: {problem}", file=sys.stderr)
+        return EXIT_STORE
 
     host = getattr(args, "host", None) or settings.api_host
     port = getattr(args, "port", None) or settings.api_port

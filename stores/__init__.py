@@ -5,7 +5,7 @@ from chatkit.store import NotFoundError
 from stores.base import MemoryStore, ProfileStore, ThreadStore, UserStore
 from stores.errors import StoreError, StoreUnavailableError, redact_url
 from stores.files import FileStorage
-from stores.registry import open_store
+from stores.registry import open_store, startup_problem
 
 __all__ = [
     "FileStorage",
@@ -18,4 +18,5 @@ __all__ = [
     "UserStore",
     "open_store",
     "redact_url",
+    "startup_problem",
 ]

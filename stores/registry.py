@@ -77,3 +77,22 @@ async def open_store(url: str | None = None, *, settings: Settings | None = None
     from stores import inprocess
 
     return await inprocess.open("memory://", settings)
+
+
+def startup_problem(settings: Settings) -> str | None:
+    """Why the configured store cannot be opened (URL redacted), or None when it answers.
+
+    For command-line entry points, before they start serving: a dead store would
+    otherwise surface only when the first call or request arrives. Runs its own loop.
+    """
+
+    async def probe() -> None:
+        store = await open_store(settings.store_url, settings=settings)
+        await store.aclose()
+
+    try:
+        asyncio.run(probe())
+    except (StoreError, ValueError) as exc:
+        return str(exc)
+    return None
+

@@ -68,7 +68,8 @@ async def test_store_down_at_startup(program: str, backend: str, tmp_path: Path)
     url_form, redacted_form = STORES[backend]
     code, output = await _run(PROGRAMS[program], _env(url_form.format(pw=PASSWORD, port=port)), tmp_path)
 
-    assert code != 0, output[-3000:]
+    assert code == 3, output[-3000:]  # EXIT_STORE of both programs
+    assert "Traceback" not in output, output[-3000:]  # a message for a person, not a stack trace
     assert redacted_form.format(port=port) in output, output[-3000:]  # names the store it could not reach
     assert "check that the server is running" in output  # and what to do about it
     for secret in SECRETS:
