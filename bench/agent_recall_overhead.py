@@ -18,11 +18,10 @@ import sys
 import time
 from collections.abc import AsyncIterable
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from livekit.agents import Agent, AgentSession, ModelSettings, llm
+from livekit.agents import Agent, AgentSession, FlushSentinel, ModelSettings, TurnHandlingOptions, llm
 
 from agent import MemoryAgent
 from bench.common import percentile, run_main
@@ -91,7 +90,7 @@ class TimedMemoryAgent(_Timed, MemoryAgent):
 
     async def llm_node(
         self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings
-    ) -> AsyncIterable[llm.ChatChunk | str]:
+    ) -> AsyncIterable[llm.ChatChunk | str | FlushSentinel]:
         self._mark()
         async for chunk in MemoryAgent.llm_node(self, chat_ctx, tools, model_settings):
             yield chunk
@@ -104,7 +103,7 @@ class TimedPlainAgent(_Timed, Agent):
 
     async def llm_node(
         self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings
-    ) -> AsyncIterable[llm.ChatChunk | str]:
+    ) -> AsyncIterable[llm.ChatChunk | str | FlushSentinel]:
         self._mark()
         async for chunk in Agent.default.llm_node(self, chat_ctx, tools, model_settings):
             yield chunk
@@ -143,7 +142,7 @@ async def main(args: argparse.Namespace) -> int:
             with_memory = TimedMemoryAgent(store)
             without = TimedPlainAgent()
             memory_llm, plain_llm = ScriptedLLM([], default_text="ok"), ScriptedLLM([], default_text="ok")
-            turns: dict[str, Any] = {"turn_detection": None}
+            turns: TurnHandlingOptions = {"turn_detection": None}
             async with (
                 AgentSession(llm=memory_llm, vad=None, turn_handling=turns) as memory_session,
                 AgentSession(llm=plain_llm, vad=None, turn_handling=turns) as plain_session,

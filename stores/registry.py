@@ -95,4 +95,3 @@ def startup_problem(settings: Settings) -> str | None:
     except (StoreError, ValueError) as exc:
         return str(exc)
     return None
-

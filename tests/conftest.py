@@ -8,7 +8,7 @@ the suite needs nothing running beforehand).
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,7 @@ BACKENDS = ["memory", "sqlite", "redis", "redis_cluster", "postgres"]
 
 
 @pytest.fixture(autouse=True)
-def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """Tests never read the developer's `.env` or shared data directory."""
     monkeypatch.chdir(tmp_path)
     get_settings.cache_clear()

@@ -83,7 +83,7 @@ async def chatkit_endpoint(request: Request, user: CurrentUser) -> Response:
     if is_streaming_req(parsed):
         await _ensure_profile(services, user)
     try:
-        result = await services.chat.process(body, context)
+        result = await services.chat.process_parsed(parsed, context)
     except NotImplementedError:
         raise HTTPException(status_code=501, detail=f"{parsed.type} is not supported by this server") from None
     if isinstance(result, StreamingResult):

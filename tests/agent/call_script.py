@@ -13,9 +13,9 @@ import sys
 
 from stores import open_store
 from tests.agent.helpers import call, fake_call, system_texts, tool_outputs
-from tests.fakes.scripted_llm import ScriptedLLM
+from tests.fakes.scripted_llm import ScriptedLLM, Step
 
-SCENARIOS = {
+SCENARIOS: dict[str, tuple[list[Step], list[str]]] = {
     "first": (
         [
             ["Hello, who are you?"],

@@ -10,14 +10,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from livekit.agents import AgentSession, llm
+from chatkit.types import AssistantMessageItem, ThreadItem, UserMessageItem
+from livekit.agents import AgentSession, RunResult, TurnHandlingOptions, llm
 from livekit.agents.testing import fake_job_context
 
 from stores import UserStore
 from tests.fakes.mock_room import make_mock_room
 from tests.fakes.scripted_llm import tool_call
 
-TEXT_TURNS: dict[str, Any] = {"turn_detection": None}
+TEXT_TURNS: TurnHandlingOptions = {"turn_detection": None}
 
 
 def call(name: str, **arguments: Any) -> llm.FunctionToolCall:
@@ -34,9 +35,15 @@ def system_texts(chat_ctx: llm.ChatContext) -> list[str]:
     return [text for role, text in messages(chat_ctx) if role == "system"]
 
 
-def tool_outputs(result: Any) -> list[str]:
+def tool_outputs(result: RunResult[object]) -> list[str]:
     """The outputs of every function call in a RunResult."""
     return [ev.item.output for ev in result.events if ev.type == "function_call_output"]
+
+
+def message_text(item: ThreadItem) -> str:
+    """The text of a stored transcript message (the voice path stores one text part per message)."""
+    assert isinstance(item, UserMessageItem | AssistantMessageItem), f"expected a message item, got {item.type}"
+    return item.content[0].text
 
 
 def assistant_replies(session: AgentSession) -> list[str]:

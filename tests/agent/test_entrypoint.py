@@ -14,7 +14,16 @@ from agent import worker
 from agent.greeting import FIRST_CALL
 from memory import identity_to_uuid
 from stores import UserStore
-from tests.agent.helpers import TEXT_TURNS, assistant_replies, call, eventually, fake_call, system_texts, until
+from tests.agent.helpers import (
+    TEXT_TURNS,
+    assistant_replies,
+    call,
+    eventually,
+    fake_call,
+    message_text,
+    system_texts,
+    until,
+)
 from tests.fakes.mock_room import make_mock_room
 from tests.fakes.scripted_llm import ScriptedLLM
 
@@ -35,7 +44,7 @@ async def _threads(store: UserStore, user_id: str) -> list[Any]:
 
 async def _texts(store: UserStore, user_id: str, thread_id: str) -> list[tuple[str, str]]:
     page = await store.threads.load_thread_items(thread_id, None, 100, "asc", {"user_id": user_id})
-    return [(item.type, item.content[0].text) for item in page.data]
+    return [(item.type, message_text(item)) for item in page.data]
 
 
 def tool_outputs_of(session: AgentSession) -> str:

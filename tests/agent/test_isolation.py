@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import pytest
+from livekit.agents import RunResult
 
 from memory import identity_to_uuid
 from stores import UserStore, open_store
@@ -31,7 +32,7 @@ async def one_call(store: UserStore, n: int, canary: str) -> dict[str, Any]:
             ["Sure."],  # a plain turn: the recall block must carry only this user's canary
         ]
     )
-    results = []
+    results: list[RunResult[object]] = []
     async with fake_call(store, scripted, identity, room_name=f"room-{n}", job_id=f"job-{n}") as session:
         for text in ["remember my canary", "what do you know about me?", "tell me about my canary"]:
             results.append(await session.run(user_input=text))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from livekit.agents import AgentSession
+from livekit.agents import AgentSession, RunResult
 from livekit.plugins import openai
 
 from agent import MemoryAgent
@@ -48,10 +48,12 @@ async def test_real_plugin_tool_calls_and_recall_over_http(mem_store: UserStore)
             agent = MemoryAgent(mem_store)
             async with AgentSession(llm=model, vad=None, turn_handling=TEXT_TURNS) as session:
                 await session.start(agent)
-                remembered = await session.run(user_input="remember my favourite colour is cobalt blue")
-                asked = await session.run(user_input="what colour do I like?")
-                forgot = await session.run(user_input="forget my favourite colour")
-                asked_again = await session.run(user_input="what colour do I like?")
+                remembered: RunResult[object] = await session.run(
+                    user_input="remember my favourite colour is cobalt blue"
+                )
+                asked: RunResult[object] = await session.run(user_input="what colour do I like?")
+                forgot: RunResult[object] = await session.run(user_input="forget my favourite colour")
+                asked_again: RunResult[object] = await session.run(user_input="what colour do I like?")
             assert await agent.aclose() == 0
 
     assert tool_outputs(remembered) == ["Remembered (preference) favourite colour: cobalt blue"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from livekit.agents import AgentSession
+from livekit.agents import AgentSession, RunResult
 
 from agent import MemoryAgent
 from memory import UnboundUserError, identity_to_uuid, user_session
@@ -29,8 +29,8 @@ async def test_remember_writes_the_bound_users_store_and_categorises(mem_store: 
         agent = MemoryAgent(mem_store)
         async with AgentSession(llm=scripted, vad=None, turn_handling=TEXT_TURNS) as session:
             await session.start(agent)
-            first = await session.run(user_input="I love reading books")
-            second = await session.run(user_input="my favourite colour is blue")
+            first: RunResult[object] = await session.run(user_input="I love reading books")
+            second: RunResult[object] = await session.run(user_input="my favourite colour is blue")
 
             assert tool_outputs(first) == ["Remembered (interest) hobby: I love reading books"]
             assert tool_outputs(second) == ["Remembered (preference) favourite colour: blue"]
@@ -139,7 +139,7 @@ async def test_invalid_tool_input_is_reported_to_the_model_and_not_stored(mem_st
         agent = MemoryAgent(mem_store)
         async with AgentSession(llm=scripted, vad=None, turn_handling=TEXT_TURNS) as session:
             await session.start(agent)
-            result = await session.run(user_input="remember nothing")
+            result: RunResult[object] = await session.run(user_input="remember nothing")
         await agent.aclose()
     outputs = [ev.item for ev in result.events if ev.type == "function_call_output"]
     assert outputs[0].is_error and "value is empty" in outputs[0].output

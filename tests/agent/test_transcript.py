@@ -10,7 +10,7 @@ import pytest
 from chatkit.types import AssistantMessageItem, UserMessageItem
 
 from agent.transcript import VoiceTranscript
-from agent.writebehind import WriteBehind
+from agent.writebehind import Write, WriteBehind
 from stores import UserStore
 
 USER = "0b6cbd8a-9f3e-5f0c-8a51-5c1d6f1f0a11"
@@ -83,7 +83,7 @@ class _Flaky:
         self.attempts = 0
         self.applied: list[str] = []
 
-    def write(self, label: str):  # type: ignore[no-untyped-def]
+    def write(self, label: str) -> Write:
         async def run() -> None:
             self.attempts += 1
             if self.failures > 0:

@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from livekit.agents import AgentSession
+from livekit.agents import AgentSession, llm
 
 from agent import MemoryAgent
 from agent.cache import SessionMemories
@@ -26,7 +26,7 @@ ENDPOINTING_DELAY = 1.0  # the turn is only committed this long after speech end
 
 @asynccontextmanager
 async def voice_session(agent: MemoryAgent, scripted: ScriptedLLM, stt: ScriptedSTT) -> AsyncIterator[AgentSession]:
-    session = AgentSession(
+    session: AgentSession[None] = AgentSession(
         llm=scripted,
         stt=stt,
         vad=None,
@@ -50,7 +50,7 @@ async def wait_for_replies(session: AgentSession, count: int) -> None:
     await until(lambda: session.agent_state != "speaking", what="the agent to finish speaking")
 
 
-def recall_block(request) -> str | None:  # type: ignore[no-untyped-def]
+def recall_block(request: llm.ChatContext) -> str | None:
     blocks = [text for text in system_texts(request) if text.startswith(BLOCK_START)]
     assert len(blocks) <= 1
     return blocks[0] if blocks else None

@@ -13,7 +13,7 @@ import pytest
 
 from memory import identity_to_uuid
 from stores import open_store
-from tests.agent.helpers import assistant_replies, call, fake_call
+from tests.agent.helpers import assistant_replies, call, fake_call, message_text
 from tests.fakes.scripted_llm import ScriptedLLM
 from tests.fixtures.redis_servers import DurableRedisServer
 
@@ -53,7 +53,7 @@ async def test_redis_outage_mid_call_loses_and_duplicates_nothing(
         context = {"user_id": user}
         [thread] = (await store.threads.load_threads(100, None, "asc", context)).data
         items = (await store.threads.load_thread_items(thread.id, None, 100, "asc", context)).data
-        texts = [item.content[0].text for item in items]
+        texts = [message_text(item) for item in items]
         expected = ["Hello!"]
         for n, text in enumerate(turns):
             expected += [text, f"Reply {n}."]

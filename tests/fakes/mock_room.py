@@ -19,7 +19,7 @@ def make_mock_room(identity: str = "mock_user", name: str = "test-room") -> Any:
     room.local_participant = MagicMock(spec=rtc.LocalParticipant)
     room.local_participant.sid = ""
     room.local_participant.identity = "agent"
-    room._info = MagicMock(spec=rtc.room.proto_room.RoomInfo)  # type: ignore[attr-defined]
+    room._info = MagicMock(spec=rtc.room.proto_room.RoomInfo)
     room.isconnected.return_value = True
     room.name = name
     room.metadata = ""

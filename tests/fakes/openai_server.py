@@ -24,12 +24,12 @@ Responder = Callable[[dict[str, Any]], list[dict[str, Any]]]
 
 
 def default_responder(body: dict[str, Any]) -> list[dict[str, Any]]:
-    msgs = body.get("messages", [])
-    last = msgs[-1] if msgs else {}
+    msgs: list[dict[str, Any]] = body.get("messages", [])
+    last: dict[str, Any] = msgs[-1] if msgs else {}
     if last.get("role") == "tool":
         return [{"text": f"Done. Tool said: {last.get('content')}"}]
     tools = [t["function"]["name"] for t in body.get("tools", []) or []]
-    user = next((m for m in reversed(msgs) if m.get("role") == "user"), {})
+    user: dict[str, Any] = next((m for m in reversed(msgs) if m.get("role") == "user"), {})
     content = user.get("content")
     text = content if isinstance(content, str) else json.dumps(content)
     if "remember_fact" in tools and "remember" in text.lower():

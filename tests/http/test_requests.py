@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 
+import pytest
+
 from tests.http.conftest import RunningApp, Tokens, new_user, user_message
 
 
@@ -55,3 +57,20 @@ async def test_unsupported_operations_are_501(api: RunningApp, tokens: Tokens) -
         token, {"type": "input.transcribe", "params": {"audio_base64": "AAAA", "mime_type": "audio/webm"}}
     )
     assert response.status_code == 501 and "input.transcribe" in response.json()["detail"]
+
+
+async def test_requests_are_parsed_once_not_by_a_fresh_sdk_adapter(
+    api: RunningApp, tokens: Tokens, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ChatKit's `process()` builds a TypeAdapter per request (~15 ms CPU); the endpoint must not use it."""
+    import chatkit.server
+
+    def no_adapter(*args: object, **kwargs: object) -> None:
+        raise AssertionError("chatkit.server.TypeAdapter was built for a request")
+
+    monkeypatch.setattr(chatkit.server, "TypeAdapter", no_adapter)
+    token = tokens.mint(new_user())
+    listed = await api.chatkit(token, json.dumps({"type": "threads.list", "params": {"limit": 5}}).encode())
+    assert listed.status_code == 200 and listed.json()["data"] == []
+    created = await api.chatkit(token, {"type": "threads.create", "params": {"input": user_message("hi")}})
+    assert created.status_code == 200 and "thread.created" in created.text

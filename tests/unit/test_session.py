@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import uuid
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 
@@ -17,8 +19,10 @@ from memory import (
     user_session,
 )
 
+T = TypeVar("T")
 
-def _in_fresh_context(fn):  # type: ignore[no-untyped-def]
+
+def _in_fresh_context(fn: Callable[[], T]) -> T:
     return contextvars.Context().run(fn)
 
 
