@@ -6,9 +6,10 @@ same query gives the same order whatever the storage.
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from functools import lru_cache
 
 from memory.models import Memory
@@ -111,8 +112,13 @@ def _token_set(text: str) -> frozenset[str]:
     return frozenset(tokenize(text))
 
 
-def _fields(memory: Memory) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
-    return _token_set(memory.key.replace("_", " ")), _token_set(memory.category), _token_set(memory.value)
+@lru_cache(maxsize=65536)
+def _memory_tokens(
+    key: str, category: str, value: str
+) -> tuple[frozenset[str], frozenset[str], frozenset[str], frozenset[str]]:
+    """Key, category and value tokens of a memory, and their union (for a fast "any match?" test)."""
+    key_terms, category_terms, value_terms = _token_set(key.replace("_", " ")), _token_set(category), _token_set(value)
+    return key_terms, category_terms, value_terms, key_terms | category_terms | value_terms
 
 
 def rank(memories: Iterable[Memory], query: str, limit: int = 5) -> list[Memory]:
@@ -121,31 +127,41 @@ def rank(memories: Iterable[Memory], query: str, limit: int = 5) -> list[Memory]
     Score: for each query term, its inverse document frequency times the weight of
     the best field it appears in (key > category > value). Ties go to the most
     recently updated memory, then to the id, so the order is total.
+
+    Runs on the voice reply's path, so it touches each memory once (cached token
+    sets, a set-disjointness test) and keeps only the top `limit` with a heap.
     """
     if limit < 1:
         return []
-    terms = list(dict.fromkeys(tokenize(query)))
-    pool: Sequence[Memory] = list(memories)
-    if not terms or not pool:
+    terms = frozenset(tokenize(query))
+    if not terms:
         return []
-    indexed = [(m, _fields(m)) for m in pool]
-    doc_count = len(indexed)
-    scored: list[tuple[float, Memory]] = []
-    document_frequency = {t: sum(1 for _, (k, c, v) in indexed if t in k or t in c or t in v) for t in terms}
-    for memory, (key_terms, category_terms, value_terms) in indexed:
+    doc_count = 0
+    matching: list[tuple[Memory, tuple[frozenset[str], frozenset[str], frozenset[str], frozenset[str]]]] = []
+    document_frequency = dict.fromkeys(terms, 0)
+    for memory in memories:
+        doc_count += 1
+        tokens = _memory_tokens(memory.key, memory.category, memory.value)
+        if terms.isdisjoint(tokens[3]):
+            continue
+        matching.append((memory, tokens))
+        for term in terms & tokens[3]:
+            document_frequency[term] += 1
+    if not matching:
+        return []
+    idf = {term: math.log(1.0 + doc_count / df) for term, df in document_frequency.items() if df}
+    scored: list[tuple[float, float, str, Memory]] = []
+    ordered_terms = sorted(terms)  # a fixed summation order: the same float score in every process
+    for memory, (key_terms, category_terms, _, all_terms) in matching:
         score = 0.0
-        for term in terms:
-            df = document_frequency[term]
-            if df == 0:
+        for term in ordered_terms:
+            if term not in all_terms:
                 continue
-            idf = math.log(1.0 + doc_count / df)
             if term in key_terms:
-                score += KEY_WEIGHT * idf
+                score += KEY_WEIGHT * idf[term]
             elif term in category_terms:
-                score += CATEGORY_WEIGHT * idf
-            elif term in value_terms:
-                score += VALUE_WEIGHT * idf
-        if score > 0:
-            scored.append((score, memory))
-    scored.sort(key=lambda pair: (-round(pair[0], 9), -pair[1].updated_at.timestamp(), pair[1].id))
-    return [memory for _, memory in scored[:limit]]
+                score += CATEGORY_WEIGHT * idf[term]
+            else:
+                score += VALUE_WEIGHT * idf[term]
+        scored.append((-round(score, 9), -memory.updated_at.timestamp(), memory.id, memory))
+    return [entry[3] for entry in heapq.nsmallest(limit, scored, key=lambda entry: entry[:3])]
