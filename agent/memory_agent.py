@@ -28,7 +28,7 @@ from stores import UserStore
 logger = logging.getLogger("memory_agent.agent")
 
 RECALL_ITEM_ID = "memory_agent_recall"  # the one injected context item; replaced, never duplicated
-INLINE_RANK_LIMIT = 200  # caches up to this size are ranked inline (well under a millisecond)
+INLINE_RANK_LIMIT = 2000  # caches up to this size are ranked inline (about 1 ms at 2,000 memories)
 TOOL_LOAD_TIMEOUT = 3.0  # an explicit recall may wait this long for the store, unlike a reply
 
 INSTRUCTIONS = (
