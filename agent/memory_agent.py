@@ -28,7 +28,8 @@ from stores import UserStore
 logger = logging.getLogger("memory_agent.agent")
 
 RECALL_ITEM_ID = "memory_agent_recall"  # the one injected context item; replaced, never duplicated
-INLINE_RANK_LIMIT = 2000  # caches up to this size are ranked inline (about 1 ms at 2,000 memories)
+INLINE_RANK_LIMIT = 2000  # caches up to this size are ranked inline (about 1-2 ms at 2,000 memories)
+INLINE_RANK_RESERVE_S = 0.010  # ...when at least this much budget is left, so inline ranking cannot overrun it
 TOOL_LOAD_TIMEOUT = 3.0  # an explicit recall may wait this long for the store, unlike a reply
 
 INSTRUCTIONS = (
@@ -109,10 +110,10 @@ class MemoryAgent(Agent):
                 return self._late(self.memories.load_error or "the store is still loading the memories")
             anchor, user_text = _anchor(chat_ctx)
             snapshot = self.memories.snapshot()
-            if len(snapshot) <= INLINE_RANK_LIMIT:
+            remaining = max(0.0, self.recall_budget_s - (time.perf_counter() - started))
+            if len(snapshot) <= INLINE_RANK_LIMIT and remaining >= INLINE_RANK_RESERVE_S:
                 chosen = memories_for_turn(snapshot, user_text)
-            else:  # a big cache is ranked off the event loop so the budget stays a hard limit
-                remaining = max(0.0, self.recall_budget_s - (time.perf_counter() - started))
+            else:  # ranked off the event loop, so the budget stays a hard limit
                 try:
                     ranking = asyncio.to_thread(memories_for_turn, snapshot, user_text)
                     chosen = await asyncio.wait_for(ranking, remaining)
