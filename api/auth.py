@@ -65,6 +65,8 @@ class TokenVerifier:
         except InvalidTokenError as exc:
             raise InvalidToken("unparseable token") from exc
         algorithm = header.get("alg")
+        if not isinstance(algorithm, str):
+            raise InvalidToken("alg is not a string")
         key: Any
         if algorithm in KEY_TYPES:
             kid = header.get("kid")

@@ -7,6 +7,7 @@ import logging
 from chatkit.store import NotFoundError
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from api.files import FileStorageError
 from stores import StoreUnavailableError
@@ -30,6 +31,13 @@ async def _bad_request(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": _detail(exc)}, status_code=400)
 
 
+async def _internal(request: Request, exc: Exception) -> JSONResponse:
+    # a pydantic ValidationError is a ValueError too, but here it means stored data or our own code
+    # is wrong, not the request: log it for the operator and tell the caller nothing about the data
+    logger.error("%s %s failed: %s", request.method, request.url.path, type(exc).__name__, exc_info=exc)
+    return JSONResponse({"detail": "internal error; it has been logged"}, status_code=500)
+
+
 async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     logger.warning("%s %s: %s", request.method, request.url.path, _detail(exc))
     message = (
@@ -43,5 +51,7 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NotFoundError, _not_found)
     app.add_exception_handler(ValueError, _bad_request)
+    app.add_exception_handler(ValidationError, _internal)
+    app.add_exception_handler(UnicodeDecodeError, _internal)
     app.add_exception_handler(StoreUnavailableError, _unavailable)
     app.add_exception_handler(FileStorageError, _unavailable)

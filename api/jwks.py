@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 from jwt import PyJWK
-from jwt.exceptions import PyJWKError
+from jwt.exceptions import InvalidKeyError, PyJWKError
 
 logger = logging.getLogger("memory_agent.api.jwks")
 
@@ -99,6 +99,7 @@ def _parse_keys(document: Any) -> dict[str, PyJWK]:
             continue
         try:
             keys[entry["kid"]] = PyJWK(entry, algorithm=algorithm)
-        except PyJWKError:
+        except (PyJWKError, InvalidKeyError):  # one unusable key must not break every login
+            logger.warning("skipping an unusable key (kid %r) in the Supabase JWKS", entry["kid"][:64])
             continue
     return keys

@@ -147,6 +147,14 @@ async def test_forged_and_malformed_tokens(api: RunningApp, tokens: Tokens, keys
             tokens.claims(victim), keys.rsa.private, algorithm="RS256", headers={"kid": keys.ec.kid}
         ),
         "HS384": jwt.encode(tokens.claims(victim), HS256_SECRET, algorithm="HS384"),
+        "alg as a list": b64(json.dumps({"alg": ["ES256"], "typ": "JWT", "kid": keys.ec.kid}).encode())
+        + "."
+        + b64(json.dumps(tokens.claims(victim)).encode())
+        + ".c2ln",
+        "alg as an object": b64(json.dumps({"alg": {"x": 1}, "typ": "JWT"}).encode())
+        + "."
+        + b64(json.dumps(tokens.claims(victim)).encode())
+        + ".c2ln",
         "garbage": "not-a-token",
         "three dots of garbage": "a.b.c",
         "empty segments": "..",
@@ -271,3 +279,15 @@ async def test_tokens_never_appear_in_logs(api: RunningApp, tokens: Tokens, capl
     text = "\n".join(record.getMessage() for record in caplog.records)
     assert good not in text and bad not in text
     assert good.split(".")[2] not in text and bad.split(".")[2] not in text
+
+
+async def test_an_unusable_key_in_the_jwks_does_not_break_the_others(
+    api: RunningApp, tokens: Tokens, keys: Keys, supabase: FakeSupabase
+) -> None:
+    broken = {"kty": "EC", "crv": "P-256", "kid": "broken", "alg": "ES256", "use": "sig", "x": "AA", "y": "AA"}
+    supabase.jwks.insert(0, broken)
+    user = new_user()
+    assert (await call(api, tokens.mint(user))).status_code == 200  # the good EC key still verifies
+    refused = await call(api, tokens.mint(user, kid="broken"))
+    assert refused.status_code == 401
+    assert_refused(refused)
