@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from agent.writebehind import WriteBehind
 from memory.models import Memory, normalize_category, normalize_key, validate_value
+from memory.ranking import prepare
 from stores import UserStore
 from stores.codec import utc_now
 from stores.ids import new_id, validate_user_id
@@ -62,6 +63,8 @@ class SessionMemories:
                 await asyncio.sleep(delay)
                 delay = min(5.0, delay * 2)
         entries = {(m.category, m.key): m for m in rows if m.user_id == self.user_id}
+        # tokenise now, off the event loop: the first reply's ranking then costs what later ones do
+        await asyncio.to_thread(prepare, entries.values())
         for change in self._changes:
             if change.memory is None:
                 entries.pop(change.key, None)

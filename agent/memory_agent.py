@@ -29,6 +29,7 @@ logger = logging.getLogger("memory_agent.agent")
 
 RECALL_ITEM_ID = "memory_agent_recall"  # the one injected context item; replaced, never duplicated
 INLINE_RANK_LIMIT = 2000  # caches up to this size are ranked inline (about 1-2 ms at 2,000 memories)
+INLINE_RANK_CHARS = 200_000  # ...and hold at most this much text (long values cost more to rank)
 INLINE_RANK_RESERVE_S = 0.010  # ...when at least this much budget is left, so inline ranking cannot overrun it
 TOOL_LOAD_TIMEOUT = 3.0  # an explicit recall may wait this long for the store, unlike a reply
 
@@ -111,7 +112,8 @@ class MemoryAgent(Agent):
             anchor, user_text = _anchor(chat_ctx)
             snapshot = self.memories.snapshot()
             remaining = max(0.0, self.recall_budget_s - (time.perf_counter() - started))
-            if len(snapshot) <= INLINE_RANK_LIMIT and remaining >= INLINE_RANK_RESERVE_S:
+            inline = len(snapshot) <= INLINE_RANK_LIMIT and sum(len(m.value) for m in snapshot) <= INLINE_RANK_CHARS
+            if inline and remaining >= INLINE_RANK_RESERVE_S:
                 chosen = memories_for_turn(snapshot, user_text)
             else:  # ranked off the event loop, so the budget stays a hard limit
                 try:

@@ -11,7 +11,6 @@ import logging
 from datetime import datetime
 from typing import Literal
 
-from chatkit.store import NotFoundError
 from chatkit.types import (
     ActiveStatus,
     AssistantMessageContent,
@@ -101,15 +100,11 @@ class VoiceTranscript:
     async def _store_item(self, item: ThreadItem) -> None:
         """Upsert the item (same id on every retry, so stored exactly once).
 
-        If the thread is gone (a store restarted without persistence lost it), it is
-        saved again first rather than dropping the rest of the call.
+        If the thread is gone, the user deleted it (or erased all their data) during
+        the call: `NotFoundError` makes the write-behind drop the message instead of
+        bringing the thread back against their wish.
         """
-        try:
-            await self.store.threads.add_thread_item(self.thread.id, item, self.context)
-        except NotFoundError:
-            logger.warning("thread %s of user %s vanished mid-call; saving it again", self.thread.id, self.user_id)
-            await self.store.threads.save_thread(self.thread, self.context)
-            await self.store.threads.add_thread_item(self.thread.id, item, self.context)
+        await self.store.threads.add_thread_item(self.thread.id, item, self.context)
 
     def _item(self, role: Role, text: str) -> ThreadItem:
         now = datetime.now()

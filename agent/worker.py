@@ -31,7 +31,7 @@ logger = logging.getLogger("memory_agent.worker")
 
 GREETING_LOAD_TIMEOUT = 3.0  # how long the greeting waits for the caller's memories
 PROFILE_TIMEOUT = 3.0  # how long the greeting waits for the profile before going on without it
-FLUSH_TIMEOUT = 8.0  # under AgentServer's default 10 s shutdown_process_timeout
+FLUSH_TIMEOUT = 7.0  # both queues flush in parallel, under AgentServer's default 10 s shutdown_process_timeout
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 # Keys a test or an embedding application may put in `ctx.proc.userdata` (e.g. from a
@@ -56,16 +56,13 @@ class CallResources:
         return self._closing
 
     async def _close(self) -> int:
-        lost = 0
+        """Flush memories and transcript side by side, under one deadline shorter than LiveKit's kill timer."""
+        flushes = [closer.aclose(FLUSH_TIMEOUT) for closer in (self.agent, self.transcript) if closer is not None]
         try:
-            if self.agent is not None:
-                lost += await self.agent.aclose(FLUSH_TIMEOUT)
-            if self.transcript is not None:
-                lost += await self.transcript.aclose(FLUSH_TIMEOUT)
+            return sum(await asyncio.gather(*flushes))
         finally:
             if self.owns_store:
                 await self.store.aclose()
-        return lost
 
 
 async def run_call(ctx: JobContext, settings: Settings | None = None) -> AgentSession[Any] | None:
@@ -84,7 +81,15 @@ async def run_call(ctx: JobContext, settings: Settings | None = None) -> AgentSe
     logger.debug("user %s has participant identity %r", user_id, participant.identity)
 
     store: UserStore | None = overrides.get("store")
-    resources = CallResources(store or await open_store(settings.store_url, settings=settings), store is None)
+    if store is None:
+        # the worker applied migrations when it started (cli.startup_problem); a call must not
+        # take the migration lock or run DDL before the caller hears anything
+        store = await open_store(
+            settings.store_url, settings=settings.model_copy(update={"store_migrate_on_open": False})
+        )
+        resources = CallResources(store, owns_store=True)
+    else:
+        resources = CallResources(store, owns_store=False)
 
     async def _on_shutdown(reason: str) -> None:
         lost = await resources.close_soon()

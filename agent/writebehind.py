@@ -17,12 +17,18 @@ from dataclasses import dataclass
 
 from chatkit.store import NotFoundError
 
+from stores import StoreUnavailableError
+
 logger = logging.getLogger("memory_agent.writebehind")
 
 Write = Callable[[], Awaitable[object]]
 
 # errors that retrying cannot fix: the write itself is wrong
 PERMANENT_ERRORS: tuple[type[BaseException], ...] = (ValueError, TypeError, NotFoundError)
+# errors that mean "the store is not reachable right now": retried for as long as it takes
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (StoreUnavailableError, TimeoutError, OSError)
+# any other error is retried this many times, then the write is dropped so it cannot block the queue
+MAX_UNEXPECTED_ATTEMPTS = 5
 
 
 @dataclass
@@ -104,6 +110,17 @@ class WriteBehind:
                 logger.error("%s: dropping %s, the store rejected it: %s", self.name, head.label, exc)
                 continue
             except Exception as exc:  # store down, timeout, connection reset: retry
+                if not isinstance(exc, TRANSIENT_ERRORS) and head.attempts >= MAX_UNEXPECTED_ATTEMPTS:
+                    self._queue.popleft()
+                    self.dropped += 1
+                    logger.error(
+                        "%s: dropping %s after %d attempts failed with an unexpected error: %s",
+                        self.name,
+                        head.label,
+                        head.attempts,
+                        type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}",
+                    )
+                    continue
                 self.retries += 1
                 if head.attempts == 1 or head.attempts % 10 == 0:
                     logger.warning(

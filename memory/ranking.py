@@ -106,13 +106,13 @@ def tokenize(text: str) -> list[str]:
     return [_stem(t) for t in _TOKEN_RE.findall(text.lower()) if t not in _STOP_WORDS and (len(t) > 1 or t.isdigit())]
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def _token_set(text: str) -> frozenset[str]:
     """Memories are ranked far more often than they change: tokenise each text once."""
     return frozenset(tokenize(text))
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def _memory_tokens(
     key: str, category: str, value: str
 ) -> tuple[frozenset[str], frozenset[str], frozenset[str], frozenset[str]]:
@@ -165,3 +165,9 @@ def rank(memories: Iterable[Memory], query: str, limit: int = 5) -> list[Memory]
                 score += VALUE_WEIGHT * idf[term]
         scored.append((-round(score, 9), -memory.updated_at.timestamp(), memory.id, memory))
     return [entry[3] for entry in heapq.nsmallest(limit, scored, key=lambda entry: entry[:3])]
+
+
+def prepare(memories: Iterable[Memory]) -> None:
+    """Tokenise memories ahead of time (e.g. in a worker thread), so the first `rank` is as fast as later ones."""
+    for memory in memories:
+        _memory_tokens(memory.key, memory.category, memory.value)

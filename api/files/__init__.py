@@ -32,7 +32,10 @@ def local_root(files_url: str) -> Path:
 
 def _signer(settings: Settings) -> UrlSigner:
     if settings.files_signing_key is None:
-        logger.info("FILES_SIGNING_KEY is not set: signed file links last until this process restarts")
+        logger.warning(
+            "FILES_SIGNING_KEY is not set: signed upload and preview links work only in this process "
+            "and stop working when it restarts; set it when running several API workers or replicas"
+        )
         return UrlSigner()
     raw = settings.files_signing_key.get_secret_value().encode()
     try:

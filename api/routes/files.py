@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from chatkit.store import NotFoundError
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.datastructures import UploadFile
@@ -85,7 +86,14 @@ async def upload_file(attachment_id: str, request: Request) -> JSONResponse:
             status_code=400,
             detail=f"received {written} bytes but the attachment was created for {size} bytes; upload the whole file",
         )
-    await services.store.threads.save_attachment(attachment.model_copy(update={"upload_descriptor": None}), context)
+    # reload: a message may have bound the attachment to a thread while the bytes streamed in,
+    # and the attachment may have been deleted (then the bytes go too)
+    try:
+        current = await services.store.threads.load_attachment(attachment_id, context)
+    except NotFoundError:
+        await files.delete(user_id, attachment_id)
+        raise
+    await services.store.threads.save_attachment(current.model_copy(update={"upload_descriptor": None}), context)
     return JSONResponse({"id": attachment_id, "size": written})
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from datetime import datetime
 
 import pytest
@@ -145,3 +146,43 @@ async def test_write_behind_times_out_a_hung_write_and_retries() -> None:
     queue.submit("w", hangs_once)
     assert await queue.aclose(timeout=3) == 0
     assert calls == 2
+
+
+async def test_write_behind_gives_up_on_an_unexpected_error_but_not_on_an_outage() -> None:
+    from agent.writebehind import MAX_UNEXPECTED_ATTEMPTS
+    from stores import StoreError, StoreUnavailableError
+
+    attempts = {"broken": 0, "outage": 0}
+    applied: list[str] = []
+
+    async def broken() -> None:  # e.g. a constraint the store will never accept
+        attempts["broken"] += 1
+        raise StoreError("permission denied for table memories")
+
+    async def outage_then_ok() -> None:
+        attempts["outage"] += 1
+        if attempts["outage"] <= MAX_UNEXPECTED_ATTEMPTS + 3:
+            raise StoreUnavailableError("store down")
+        applied.append("outage")
+
+    async def after() -> None:
+        applied.append("after")
+
+    queue = WriteBehind("test", initial_backoff=0.001, max_backoff=0.002)
+    queue.submit("broken", broken)
+    queue.submit("outage", outage_then_ok)
+    queue.submit("after", after)
+    assert await queue.aclose(timeout=5) == 0
+    assert attempts["broken"] == MAX_UNEXPECTED_ATTEMPTS and queue.dropped == 1  # did not block the queue
+    assert applied == ["outage", "after"]  # an outage is waited out, however long
+
+
+async def test_a_thread_deleted_during_the_call_is_not_brought_back(mem_store: UserStore) -> None:
+    user = str(uuid.uuid4())
+    transcript = VoiceTranscript(mem_store, user, "room", "job")
+    transcript.add("user", "first")
+    assert await transcript.flush(5)
+    await mem_store.forget_user(user)  # DELETE /me while the call is still going
+    transcript.add("assistant", "second")
+    assert await transcript.aclose(5) == 0
+    assert (await mem_store.threads.load_threads(10, None, "asc", {"user_id": user})).data == []
