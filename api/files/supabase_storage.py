@@ -60,6 +60,7 @@ class SupabaseFileStorage:
         self.max_bytes = max_bytes
         self.allowed_mime_types = allowed_mime_types
         self.url_ttl_seconds = url_ttl_seconds
+        self._policy_checked = False
 
     @classmethod
     async def connect(
@@ -96,10 +97,35 @@ class SupabaseFileStorage:
         except (StorageException, httpx.HTTPError) as exc:
             raise _failure(what, exc) from None
 
+    async def _ensure_bucket_policy(self) -> None:
+        """Make Storage itself enforce our limits, once per process, before the first upload URL.
+
+        A signed upload URL carries no size or type limit, so without this a client could
+        declare 1 byte of image/png and then upload anything up to the project cap. A
+        public bucket would let anyone who learns a path read the file: refuse to use it.
+        """
+        if self._policy_checked:
+            return
+        bucket = await self._call("bucket lookup", self._client.storage.get_bucket(self.bucket))
+        if bucket.public:
+            raise FileStorageError(
+                f"the Supabase Storage bucket {self.bucket!r} is public: anyone who learns a file's path "
+                "could read it; make the bucket private in the Supabase dashboard (Storage -> bucket settings)"
+            )
+        wanted_types = sorted(self.allowed_mime_types)
+        if bucket.file_size_limit != self.max_bytes or sorted(bucket.allowed_mime_types or []) != wanted_types:
+            options = {"public": False, "file_size_limit": self.max_bytes, "allowed_mime_types": wanted_types}
+            await self._call("bucket update", self._client.storage.update_bucket(self.bucket, options))  # type: ignore[arg-type]
+            logger.info(
+                "Supabase Storage bucket %s now limits uploads to MAX_UPLOAD_BYTES and the allowed types", self.bucket
+            )
+        self._policy_checked = True
+
     # -- FileStorage ----------------------------------------------------------
     async def upload_descriptor(
         self, user_id: str, attachment_id: str, mime_type: str, size: int
     ) -> AttachmentUploadDescriptor:
+        await self._ensure_bucket_policy()
         signed = await self._call(
             "signed upload URL", self._bucket().create_signed_upload_url(object_path(user_id, attachment_id))
         )

@@ -30,6 +30,8 @@ class FakeSupabase:
     jwks: list[dict[str, Any]] = field(default_factory=list)
     jwks_hits: int = 0
     objects: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # "<bucket>/<path>" -> (bytes, type)
+    # bucket settings as Storage keeps them (every bucket starts private and unlimited)
+    buckets: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     _upload_tokens: dict[str, str] = field(default_factory=dict)  # token -> "<bucket>/<path>"
     _download_tokens: dict[str, str] = field(default_factory=dict)
@@ -49,6 +51,8 @@ class FakeSupabase:
         app.router.add_get("/storage/v1/object/sign/{bucket}/{path:.+}", self._download)
         app.router.add_post("/storage/v1/object/list/{bucket}", self._list)
         app.router.add_delete("/storage/v1/object/{bucket}", self._remove)
+        app.router.add_get("/storage/v1/bucket/{bucket}", self._get_bucket)
+        app.router.add_put("/storage/v1/bucket/{bucket}", self._update_bucket)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -83,6 +87,30 @@ class FakeSupabase:
         return web.json_response({"statusCode": str(status), "error": "Error", "message": message}, status=status)
 
     # -- handlers ------------------------------------------------------------
+    def bucket(self, name: str) -> dict[str, Any]:
+        return self.buckets.setdefault(name, {"public": False, "file_size_limit": None, "allowed_mime_types": None})
+
+    async def _get_bucket(self, request: web.Request) -> web.Response:
+        self._record(request)
+        if not self._authorised(request):
+            return self._error(403, "service key required")
+        name = request.match_info["bucket"]
+        stamp = "2026-01-01T00:00:00Z"
+        return web.json_response(
+            {"id": name, "name": name, "owner": "", "created_at": stamp, "updated_at": stamp, **self.bucket(name)}
+        )
+
+    async def _update_bucket(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self._record(request, body)
+        if not self._authorised(request):
+            return self._error(403, "service key required")
+        settings = self.bucket(request.match_info["bucket"])
+        for name in ("public", "file_size_limit", "allowed_mime_types"):
+            if name in body:
+                settings[name] = body[name]
+        return web.json_response({"message": "Successfully updated"})
+
     async def _jwks(self, request: web.Request) -> web.Response:
         self.jwks_hits += 1
         return web.json_response({"keys": self.jwks})
@@ -111,6 +139,11 @@ class FakeSupabase:
             data, kind = part.file.read(), part.content_type
         else:
             data, kind = await request.read(), request.content_type
+        limits = self.bucket(bucket)  # Storage enforces the bucket's limits on every upload
+        if limits["file_size_limit"] is not None and len(data) > limits["file_size_limit"]:
+            return self._error(413, "The object exceeded the maximum allowed size")
+        if limits["allowed_mime_types"] is not None and kind not in limits["allowed_mime_types"]:
+            return self._error(415, f"mime type {kind} is not supported")
         self.objects[key] = (data, kind)
         return web.json_response({"Key": key, "Id": secrets.token_hex(8)})
 

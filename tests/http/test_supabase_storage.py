@@ -142,3 +142,39 @@ async def test_server_side_upload_and_unreachable_storage(supabase: FakeSupabase
         assert "key" not in str(caught.value)
     finally:
         await broken.aclose()
+
+
+async def test_storage_itself_enforces_our_size_and_type_limits(
+    settings_factory: Callable[..., Settings], tokens: Tokens, supabase: FakeSupabase
+) -> None:
+    """A signed upload URL carries no limits: the bucket must, or a client could upload anything."""
+    async with serve(settings_factory(files_url=f"supabase://{BUCKET}", max_upload_bytes=1000)) as api:
+        token = tokens.mint(new_user())
+        attachment = await create(api, token, "note.txt", b"tiny", "text/plain")
+        limits = supabase.bucket(BUCKET)
+        assert limits["public"] is False and limits["file_size_limit"] == 1000
+        assert set(limits["allowed_mime_types"]) == api.services.files.allowed_mime_types
+        small_jpeg = JPEG[:200]
+        second = await create(api, token, "photo.jpg", small_jpeg, "image/jpeg")
+        async with httpx.AsyncClient() as browser:
+            declared_tiny = await browser.put(
+                attachment["upload_descriptor"]["url"], content=b"x" * 5000, headers={"Content-Type": "text/plain"}
+            )
+            wrong_type = await browser.put(
+                second["upload_descriptor"]["url"], content=small_jpeg, headers={"Content-Type": "application/x-sh"}
+            )
+        assert declared_tiny.status_code == 413 and wrong_type.status_code == 415
+        assert not supabase.objects
+
+
+async def test_a_public_bucket_is_refused_with_a_clear_message(
+    settings_factory: Callable[..., Settings], tokens: Tokens, supabase: FakeSupabase
+) -> None:
+    supabase.bucket(BUCKET)["public"] = True
+    async with serve(settings_factory(files_url=f"supabase://{BUCKET}")) as api:
+        response = await api.chatkit(
+            tokens.mint(new_user()),
+            {"type": "attachments.create", "params": {"name": "a.txt", "size": 3, "mime_type": "text/plain"}},
+        )
+    assert response.status_code == 503 and "public" in response.json()["detail"]
+    assert not supabase.storage_calls("object/upload/sign")
