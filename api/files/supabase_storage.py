@@ -136,6 +136,11 @@ class SupabaseFileStorage:
         )
 
     async def preview_url(self, user_id: str, attachment_id: str) -> str:
+        """A fresh signed URL; the placeholder when there is nothing to show or Storage fails.
+
+        A preview is cosmetic: a Storage outage must not make the threads that show
+        images unreadable, so failures are logged and the placeholder is shown.
+        """
         path = object_path(user_id, attachment_id)
         try:
             signed = await self._bucket().create_signed_url(path, self.url_ttl_seconds)
@@ -143,12 +148,15 @@ class SupabaseFileStorage:
             if str(exc.status) == "404" or exc.code in ("not_found", "NoSuchKey"):
                 # Storage signs only existing objects; before the upload there is nothing to show yet
                 return PENDING_PREVIEW
-            raise _failure("signed URL", exc) from None
+            _failure("signed URL", exc)
+            return PENDING_PREVIEW
         except (StorageException, httpx.HTTPError) as exc:
-            raise _failure("signed URL", exc) from None
+            _failure("signed URL", exc)
+            return PENDING_PREVIEW
         url = signed.get("signedURL") or signed.get("signedUrl")
         if not url:
-            raise FileStorageError("file storage returned no signed URL; check the bucket name in FILES_URL")
+            logger.warning("Supabase Storage returned no signed URL; check the bucket name in FILES_URL")
+            return PENDING_PREVIEW
         return str(url)
 
     async def delete(self, user_id: str, attachment_id: str) -> None:
