@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+import unicodedata
 from abc import ABC, abstractmethod
 from datetime import datetime
 from types import TracebackType
@@ -117,10 +118,20 @@ class ThreadStore(Store[Any], AttachmentStore[Any], ABC):
         return Page(data=threads, has_more=raw.has_more, after=threads[-1].id if raw.has_more and threads else None)
 
     async def delete_thread(self, thread_id: str, context: Any) -> None:
+        """Deletes the thread, its items, its attachments and their bytes; idempotent.
+
+        Bytes go first: if deleting one fails, the metadata still lists it, so calling
+        delete_thread again finishes the job instead of leaving orphaned bytes.
+        """
         user_id = user_from_context(context)
         validate_object_id(thread_id, "thread id")
+        bound: list[str] = []
+        if self.files is not None:
+            bound = [a.id for a in await self.list_attachments(user_id) if a.thread_id == thread_id]
+            await self._delete_blobs(user_id, bound)
         attachment_ids = await self._delete_thread(user_id, thread_id)
-        await self._delete_blobs(user_id, attachment_ids)
+        # attachments bound while we deleted bytes: their metadata is gone now, so a failure is only logged
+        await self._delete_blobs(user_id, [a for a in attachment_ids if a not in bound], raise_first=False)
 
     # -- items -------------------------------------------------------------
     async def load_thread_items(
@@ -218,9 +229,9 @@ class ThreadStore(Store[Any], AttachmentStore[Any], ABC):
         """Deletes metadata and bytes; idempotent (ChatKit calls it as Store and AttachmentStore)."""
         user_id = user_from_context(context)
         validate_object_id(attachment_id, "attachment id")
-        existed = await self._delete_attachment(user_id, attachment_id)
-        if existed:
-            await self._delete_blobs(user_id, [attachment_id])
+        await self._delete_attachment(user_id, attachment_id)
+        # always: a retry after a failed byte delete finds no metadata but must still delete the bytes
+        await self._delete_blobs(user_id, [attachment_id])
 
     async def create_attachment(self, input: AttachmentCreateParams, context: Any) -> Attachment:
         """Phase one of a two-phase upload: check limits, return where to upload. Not saved here."""
@@ -251,11 +262,24 @@ class ThreadStore(Store[Any], AttachmentStore[Any], ABC):
             )
         return FileAttachment(id=attachment_id, name=name, mime_type=mime_type, upload_descriptor=descriptor)
 
-    async def _delete_blobs(self, user_id: str, attachment_ids: list[str]) -> None:
+    async def _delete_blobs(self, user_id: str, attachment_ids: list[str], *, raise_first: bool = True) -> None:
+        """Delete each attachment's bytes; one failure does not stop the others.
+
+        The first failure is re-raised at the end (so the caller keeps its metadata for a
+        retry) unless `raise_first` is False, when it is only logged.
+        """
         if self.files is None:
             return
+        first: Exception | None = None
         for attachment_id in attachment_ids:
-            await self.files.delete(user_id, attachment_id)
+            try:
+                await self.files.delete(user_id, attachment_id)
+            except Exception as exc:
+                # the type only: a storage error's text may carry a signed URL
+                logger.warning("deleting the bytes of attachment %s failed (%s)", attachment_id, type(exc).__name__)
+                first = first or exc
+        if first is not None and raise_first:
+            raise first
 
     # -- whole-user helpers used by export ---------------------------------
     async def list_attachments(self, user_id: str) -> list[Attachment]:
@@ -377,13 +401,21 @@ class ProfileStore(ABC):
         validate_user_id(user_id)
         if identity is not None and (not identity.strip() or len(identity) > MAX_PROFILE_IDENTITY_LENGTH):
             raise ValueError(f"identity must be 1-{MAX_PROFILE_IDENTITY_LENGTH} characters")
-        if email is not None and (len(email) > MAX_EMAIL_LENGTH or "@" not in email or "\x00" in email):
-            raise ValueError("email must look like name@domain and be at most 320 characters")
+        if identity is not None and _has_control_characters(identity):
+            raise ValueError("identity must not contain control characters (NUL, newline, tab, ...)")
+        if email is not None and (len(email) > MAX_EMAIL_LENGTH or "@" not in email or _has_control_characters(email)):
+            raise ValueError(
+                "email must look like name@domain, be at most 320 characters and hold no control characters"
+            )
         return await self._ensure(user_id, identity, email, codec.utc_now())
 
     async def get(self, user_id: str) -> Profile | None:
+        """The stored profile; `is_first_login` is always False (it only means something in ensure's result)."""
         validate_user_id(user_id)
-        return await self._get(user_id)
+        profile = await self._get(user_id)
+        if profile is None or not profile.is_first_login:
+            return profile
+        return profile.model_copy(update={"is_first_login": False})
 
     @abstractmethod
     async def _ensure(self, user_id: str, identity: str | None, email: str | None, now: datetime) -> Profile:
@@ -394,6 +426,11 @@ class ProfileStore(ABC):
 
     @abstractmethod
     async def _get(self, user_id: str) -> Profile | None: ...
+
+
+def _has_control_characters(text: str) -> bool:
+    """C0/C1 controls and DEL: invisible in logs, and Postgres rejects NUL outright."""
+    return any(unicodedata.category(ch) == "Cc" for ch in text)
 
 
 class UserStore(ABC):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from stores.errors import redact_url
+from stores.errors import PERCENT_ENCODE_HINT, has_unencoded_credentials, redact_url
 
 TRANSACTION_POOLER_PORT = 6543  # Supabase's (Supavisor) transaction pooler
 DEFAULT_POOL_MAX = 10
@@ -36,11 +36,19 @@ def parse_url(url: str) -> PostgresConfig:
     statement prepared on another one does not exist.
     """
     redacted = redact_url(url)
+    if has_unencoded_credentials(url):
+        raise ValueError(
+            f"invalid Postgres URL {redacted}: the part before the host holds an unencoded /, ? or #; "
+            f"{PERCENT_ENCODE_HINT}"
+        )
     try:
         parts = urlsplit(url)
         port = parts.port
-    except ValueError as exc:
-        raise ValueError(f"invalid Postgres URL {redacted}: {exc}") from None
+    except ValueError:  # the driver's text may quote part of the password: never show it
+        raise ValueError(
+            f"invalid Postgres URL {redacted}: cannot read its host and port; use "
+            f"postgresql://user:password@host:5432/dbname, and {PERCENT_ENCODE_HINT}"
+        ) from None
     if parts.scheme.lower() not in {"postgresql", "postgres"}:
         raise ValueError(f"not a Postgres URL: {redacted}; use postgresql://user:password@host:5432/dbname")
     if not parts.hostname and "host=" not in parts.query:

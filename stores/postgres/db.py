@@ -19,6 +19,12 @@ runs the call once more. Every store operation is idempotent (upserts and delete
 key), so re-running one whose commit may or may not have happened is safe; a call only
 returns after the server reported success, so nothing acknowledged is lost. A second
 failure raises `StoreUnavailableError`.
+
+Every other driver error becomes a store error too, so callers never see psycopg's
+classes: errors that mean "not now" (the server shutting down or starting up, out of
+resources, a read-only database) raise `StoreUnavailableError`, the rest (privileges,
+schema, data) `StoreError`. Only `ForeignKeyViolation` passes through, because
+`threads.py` turns that race into "thread not found".
 """
 
 from __future__ import annotations
@@ -31,9 +37,9 @@ from typing import Any
 
 import psycopg
 from psycopg import AsyncClientCursor, AsyncConnection, errors
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
-from stores.errors import StoreUnavailableError, scrub
+from stores.errors import StoreError, StoreUnavailableError, closed_error, scrub
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +67,7 @@ class Database:
         self._rls_required = rls_required
         self._url = url
         self._redacted = redacted
+        self._closed = False
 
     def _binds(self, user_id: str | None) -> bool:
         """Whether this call runs as `authenticated`; ValueError if RLS is required but impossible."""
@@ -88,6 +95,8 @@ class Database:
 
         Retries once if the connection was lost (see the module docstring).
         """
+        if self._closed:
+            raise closed_error(f"Postgres store at {self._redacted}")
         self._binds(user_id)  # a ValueError before any I/O
         for attempt in (1, 2):
             conn: AsyncConnection | None = None
@@ -100,14 +109,18 @@ class Database:
                         rows = await cursor.fetchall() if cursor.description is not None else []
                         if not cursor.nextset():
                             return rows
+            except PoolClosed:
+                raise closed_error(f"Postgres store at {self._redacted}") from None  # closed while waiting
             except PoolTimeout as exc:
                 raise self._unavailable(exc) from None
-            except _RETRIABLE:
+            except _RETRIABLE as exc:
                 if attempt == 2:
-                    raise
+                    raise self._error(exc) from None
+            except errors.ForeignKeyViolation:
+                raise  # threads.py: the thread was deleted while an item was being added
             except psycopg.OperationalError as exc:
                 if conn is not None and not (conn.broken or conn.closed):
-                    raise  # the server answered with an error: not a connection problem
+                    raise self._error(exc) from None  # the server answered with an error: not a lost connection
                 if attempt == 2:
                     raise self._unavailable(exc) from None
                 logger.warning(
@@ -116,6 +129,8 @@ class Database:
                     self._reason(exc),
                 )
                 await self.pool.check()
+            except psycopg.Error as exc:
+                raise self._error(exc) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _reason(self, exc: BaseException) -> str:
@@ -128,5 +143,25 @@ class Database:
             "check that the server is running and STORE_URL is right"
         )
 
+    def _error(self, exc: psycopg.Error) -> StoreError:
+        """The store error for an error the server (or the driver) reported about this call."""
+        reason = f"{type(exc).__name__}: {self._reason(exc)}"
+        if isinstance(exc, errors.ReadOnlySqlTransaction):
+            return StoreUnavailableError(
+                f"the Postgres store at {self._redacted} accepts no writes right now ({reason}); the database is "
+                "read-only (a replica or standby, or put in read-only mode, e.g. when its disk is full): point "
+                "STORE_URL at the primary, or retry once the database accepts writes again"
+            )
+        if isinstance(exc, psycopg.OperationalError):
+            return StoreUnavailableError(
+                f"the Postgres store at {self._redacted} cannot serve the call right now ({reason}); retry shortly "
+                "and check the server (shutting down, starting up, or out of connections or disk)"
+            )
+        return StoreError(
+            f"the Postgres store at {self._redacted} rejected the call ({reason}); check that the schema is "
+            "migrated (`python -m stores migrate <url>`) and that the STORE_URL user has the privileges it needs"
+        )
+
     async def close(self) -> None:
+        self._closed = True
         await self.pool.close()

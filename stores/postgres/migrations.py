@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from importlib import resources
 
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, errors
 
-from stores.errors import StoreError
+from stores.errors import StoreError, StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +62,16 @@ async def migrate(conn: AsyncConnection) -> list[str]:
     """Apply what is missing; return the labels applied (empty when up to date).
 
     `conn` must be in autocommit mode (no transaction open); the whole run is one
-    transaction, so a failing file leaves the database as it was.
+    transaction, so a failing file leaves the database as it was. Raises StoreError
+    (a lost connection: StoreUnavailableError), never a driver error.
     """
+    try:
+        return await _migrate(conn)
+    except psycopg.Error as exc:
+        raise setup_error(exc, conn, "applying the migrations") from None
+
+
+async def _migrate(conn: AsyncConnection) -> list[str]:
     pending = migrations()
     async with conn.transaction():
         await conn.execute("select pg_advisory_xact_lock(%s)", [LOCK_KEY])
@@ -90,6 +98,8 @@ async def migrate(conn: AsyncConnection) -> list[str]:
             try:
                 await conn.execute(migration.sql.encode())  # bytes, no parameters: sent as one script
             except psycopg.Error as exc:
+                if conn.broken or conn.closed:
+                    raise  # an outage, not a problem of the file
                 raise MigrationError(_explain(migration, exc)) from exc
             await conn.execute(
                 f"insert into {VERSIONS_TABLE} (version, name, checksum) values (%s, %s, %s)",
@@ -103,10 +113,55 @@ async def migrate(conn: AsyncConnection) -> list[str]:
 
 async def missing_tables(conn: AsyncConnection) -> list[str]:
     """The store tables that do not exist (to explain what to run when migrations are off)."""
-    cursor = await conn.execute(
-        "select t from unnest(%s::text[]) as t where to_regclass('public.' || t) is null", [list(_REQUIRED_TABLES)]
-    )
-    return [row[0] for row in await cursor.fetchall()]
+    try:
+        cursor = await conn.execute(
+            "select t from unnest(%s::text[]) as t where to_regclass('public.' || t) is null",
+            [list(_REQUIRED_TABLES)],
+        )
+        return [row[0] for row in await cursor.fetchall()]
+    except psycopg.Error as exc:
+        raise setup_error(exc, conn, "checking the store tables") from None
+
+
+def setup_error(exc: psycopg.Error, conn: AsyncConnection, doing: str) -> StoreError:
+    """A failure while preparing the database, as a store error.
+
+    Only a lost connection or a server that cannot serve now (shutting down, a
+    timeout) is an outage; anything else (no privilege, a read-only database, a
+    foreign schema) needs the operator, so it is a plain StoreError, which
+    STORE_FALLBACK=memory never hides.
+    """
+    text = str(exc).strip()
+    message = exc.diag.message_primary or (text.splitlines()[0] if text else "no details")
+    reason = f"{type(exc).__name__}: {message}"
+    doing = f"{doing} on {_where(conn)}"
+    if conn.broken or conn.closed or isinstance(exc, psycopg.OperationalError):
+        return StoreUnavailableError(
+            f"{doing} failed: the connection was lost or the server cannot serve now ({reason}); "
+            "check that the server is running, then try again"
+        )
+    if isinstance(exc, errors.InsufficientPrivilege):
+        hint = (
+            "the STORE_URL user lacks a privilege the migrations need (CREATE on schema public, or owning the "
+            "tables): run `python -m stores migrate <url>` once as the database owner (or `grant create on schema "
+            "public to <user>`), then start the app with STORE_MIGRATE_ON_OPEN=false"
+        )
+    elif isinstance(exc, errors.ReadOnlySqlTransaction):
+        hint = (
+            "the database is read-only (a replica or standby, or in read-only mode): point STORE_URL at the "
+            "primary, or migrate the primary and set STORE_MIGRATE_ON_OPEN=false"
+        )
+    else:
+        hint = "fix the cause (see the server log) and try again, or run `python -m stores migrate <url>` by hand"
+    return StoreError(f"{doing} failed ({reason}); {hint}")
+
+
+def _where(conn: AsyncConnection) -> str:
+    """`database <name> at <host>:<port>` (no user or password) for messages."""
+    try:
+        return f"database {conn.info.dbname!r} at {conn.info.host}:{conn.info.port}"
+    except psycopg.Error:  # the connection is gone
+        return "the Postgres database"
 
 
 def _explain(migration: Migration, exc: psycopg.Error) -> str:

@@ -25,7 +25,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from stores.errors import StoreError, StoreUnavailableError
+from stores.errors import StoreError, StoreUnavailableError, closed_error
 from stores.redis import scripts
 from stores.redis.url import RedisUrl
 
@@ -99,7 +99,7 @@ class RedisConnection:
         if self.closed:
             if isinstance(awaitable, Coroutine):
                 awaitable.close()
-            raise StoreError(f"the Redis store at {self.config.redacted} is closed; open a new one with open_store()")
+            raise closed_error(f"Redis store at {self.config.redacted}")
         try:
             await self._slots.acquire()
         except BaseException:

@@ -136,6 +136,8 @@ return 1
 
 # KEYS: thread, items, ipos, idata   ARGV: cursor item id or "", limit, "1" for descending
 # -> {has_more, item JSON...}; a missing thread or unknown cursor gives {0}
+# An item whose body is gone (its :idata field or the whole hash evicted, e.g. under
+# volatile-lru) is pruned from the index and skipped, so one lost body never breaks a page.
 PAGE_ITEMS = (
     _COMMON
     + r"""
@@ -146,14 +148,29 @@ if ARGV[1] ~= '' then
   cursor = redis.call('HGET', KEYS[3], ARGV[1])
   if not cursor then return {0} end
 end
-local members = lex_range(KEYS[2], cursor, limit + 1, desc)
+local rows = {}
+while true do
+  local want = limit + 1 - #rows
+  local batch = lex_range(KEYS[2], cursor, want, desc)
+  if #batch > 0 then
+    local ids = {}
+    for i, member in ipairs(batch) do ids[i] = string.sub(member, 33) end
+    local found = redis.call('HMGET', KEYS[4], unpack(ids))
+    for i, member in ipairs(batch) do
+      if found[i] then
+        rows[#rows + 1] = found[i]
+      else
+        redis.call('ZREM', KEYS[2], member)
+        redis.call('HDEL', KEYS[3], ids[i])
+      end
+      cursor = member
+    end
+  end
+  if #rows > limit or #batch < want then break end
+end
 local result = {0}
-if #members > limit then result[1] = 1; members[#members] = nil end
-if #members == 0 then return result end
-local ids = {}
-for i, member in ipairs(members) do ids[i] = string.sub(member, 33) end
-local rows = redis.call('HMGET', KEYS[4], unpack(ids))
-for i = 1, #ids do result[#result + 1] = rows[i] end
+if #rows > limit then result[1] = 1; rows[#rows] = nil end
+for _, row in ipairs(rows) do result[#result + 1] = row end
 return result
 """
 )

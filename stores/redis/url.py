@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from stores.errors import redact_url
+from stores.errors import PERCENT_ENCODE_HINT, has_unencoded_credentials, redact_url
 
 DEFAULT_PORT = 6379
 _SCHEMES = {
@@ -46,7 +46,7 @@ class RedisUrl:
 def _bad(url: str, problem: str) -> ValueError:
     return ValueError(
         f"invalid Redis store URL {redact_url(url)!r}: {problem}. Use redis://[:password@]host:port/db, "
-        "rediss://… for TLS, or redis+cluster://host:port[,host:port…] for Redis Cluster"
+        f"rediss://… for TLS, or redis+cluster://host:port[,host:port…] for Redis Cluster; {PERCENT_ENCODE_HINT}"
     )
 
 
@@ -80,6 +80,8 @@ def parse_redis_url(url: str, default_thread_ttl: int | None = None) -> RedisUrl
     if scheme not in _SCHEMES:
         raise _bad(url, f"scheme {scheme!r} is not a Redis scheme")
     tls, cluster = _SCHEMES[scheme]
+    if has_unencoded_credentials(url):
+        raise _bad(url, "the part before the host holds an unencoded /, ? or #")
     userinfo, _, hostinfo = parts.netloc.rpartition("@")
     username: str | None = None
     password: str | None = None

@@ -20,12 +20,16 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from stores.errors import StoreError, StoreUnavailableError
+from stores.errors import StoreError, StoreUnavailableError, closed_error
 from stores.sqlite import schema
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# result codes that mean STORE_URL points somewhere unusable, whatever happens next
+_CONFIGURATION_ERRORS = frozenset(
+    {sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH}
+)
 Params = Sequence[Any] | dict[str, Any]
 
 
@@ -61,9 +65,9 @@ def _configure(conn: sqlite3.Connection, busy_timeout_ms: int, *, writer: bool) 
         conn.execute("PRAGMA query_only = ON")
         return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
     mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
-    # NORMAL is durable across process crashes in WAL mode; only an OS crash or
-    # power cut may lose the last commits (never corrupts the file).
-    conn.execute("PRAGMA synchronous = NORMAL")
+    # FULL: every commit is fsynced to the WAL before it is acknowledged, so not even an
+    # OS crash or power cut loses an acknowledged write (NORMAL could drop the last ones).
+    conn.execute("PRAGMA synchronous = FULL")
     return mode
 
 
@@ -96,15 +100,12 @@ class Database:
             for conn in opened:
                 await _close_quietly(conn)
             if isinstance(exc, sqlite3.Error):
-                # a file that is not a database is a wrong STORE_URL, not an outage: never fall back
-                error = (
-                    StoreError
-                    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB
-                    else StoreUnavailableError
-                )
+                # a wrong STORE_URL (not a database, no permission) is not an outage: never fall back
+                code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF  # primary result code
+                error = StoreError if code in _CONFIGURATION_ERRORS else StoreUnavailableError
                 raise error(
                     f"cannot open the SQLite store {path}: {exc}; check that STORE_URL names a memory-agent "
-                    "database (or a file that does not exist yet) in a writable directory"
+                    "database (or a file that does not exist yet) in a directory this process may write to"
                 ) from None
             raise
         return cls(path, writer, reader)
@@ -144,7 +145,7 @@ class Database:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise StoreUnavailableError(f"the SQLite store {self.path} is closed; open a new one with open_store()")
+            raise closed_error(f"SQLite store {self.path}")
 
     def _failure(self, exc: sqlite3.Error) -> StoreUnavailableError:
         hint = (

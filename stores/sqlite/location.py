@@ -6,6 +6,7 @@ Three slashes mean a path relative to the working directory
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,8 +66,13 @@ def prepare(path: Path) -> Path:
         absolute.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         reason = "a file is in the way" if isinstance(exc, FileExistsError | NotADirectoryError) else exc.strerror
-        raise StoreUnavailableError(
+        # a path this process may never write is a wrong STORE_URL, not an outage: never fall back
+        configuration = isinstance(exc, FileExistsError | NotADirectoryError | PermissionError) or (
+            exc.errno == errno.EROFS
+        )
+        error = StoreError if configuration else StoreUnavailableError
+        raise error(
             f"cannot create the directory {absolute.parent} for the SQLite store {absolute} "
-            f"({reason or type(exc).__name__}); choose a writable location in STORE_URL"
+            f"({reason or type(exc).__name__}); choose a location in STORE_URL that this process may write to"
         ) from None
     return absolute

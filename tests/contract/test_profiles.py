@@ -61,9 +61,27 @@ async def test_profiles_are_per_user(store: UserStore, user_a: str, user_b: str)
         {"identity": "x" * 513},
         {"email": "no-at-sign"},
         {"email": "a@" + "b" * 320},
+        {"identity": "alice\x00"},
+        {"identity": "line\nbreak"},
+        {"identity": "bell\x07"},
+        {"identity": "c1\x85control"},
+        {"email": "alice\n@example.com"},
     ],
 )
 async def test_bad_identity_or_email_rejected(store: UserStore, user_a: str, kwargs: dict[str, str]) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"identity|email"):
         await store.profiles.ensure(user_a, **kwargs)
     assert await store.profiles.get(user_a) is None
+
+
+async def test_get_never_reports_a_first_login(store: UserStore, user_a: str) -> None:
+    """`is_first_login` belongs to the ensure call that created the profile, on every backend."""
+    created = await store.profiles.ensure(user_a, identity="alice")
+    after_first = await store.profiles.get(user_a)
+    await store.profiles.ensure(user_a)
+    after_second = await store.profiles.get(user_a)
+
+    assert created.is_first_login is True
+    assert after_first is not None and after_first.is_first_login is False
+    assert after_second is not None and after_second.is_first_login is False
+    assert after_first.identity == "alice" and after_first.created_at == created.created_at

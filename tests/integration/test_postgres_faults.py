@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import socket
 import time
 import uuid
+from collections.abc import AsyncIterator, Iterator
+from urllib.parse import quote
 
 import psycopg
 import pytest
 from psycopg import AsyncConnection
 
 from memory.settings import Settings
-from stores import StoreUnavailableError, open_store
+from stores import StoreError, StoreUnavailableError, open_store
+from stores.errors import StoreClosedError
 from stores.postgres import PostgresStore
-from stores.postgres.config import parse_url
+from stores.postgres.config import APPLICATION_NAME, parse_url
 from tests.contract import factories as f
 from tests.fixtures.postgres_servers import PostgresServer, free_port, terminate_store_connections
 
@@ -172,3 +178,179 @@ def test_private_cluster_helper_really_stops(private_postgres: PostgresServer) -
     private_postgres.restart() if private_postgres.is_running() else private_postgres.start()
     with psycopg.connect(private_postgres.admin_url) as conn:
         assert conn.execute("select 1").fetchone() == (1,)
+
+
+# -- passwords with special characters ---------------------------------------------------------
+NASTY_PASSWORDS = ["Ab/cD9xy", "zq7#kv2w", "wh?tev3r", "a@b/c#d?e"]
+
+
+def _pieces(password: str) -> list[str]:
+    """The password and its longer fragments between URL delimiters (none may be shown)."""
+    fragments = password.replace("#", "/").replace("?", "/").replace("@", "/").split("/")
+    return [password, *(piece for piece in fragments if len(piece) >= 3)]
+
+
+@pytest.mark.parametrize("password", NASTY_PASSWORDS)
+async def test_unencoded_special_characters_in_the_password_are_explained_never_shown(password: str) -> None:
+    url = f"postgresql://app:{password}@127.0.0.1:{free_port()}/app"
+
+    with pytest.raises(ValueError, match="percent-encode") as caught:
+        await open_store(url, settings=Settings(store_connect_timeout=2, store_fallback="memory"))
+
+    message = str(caught.value)
+    assert "postgresql://app:***@127.0.0.1" in message
+    for piece in _pieces(password):
+        assert piece not in message, message
+
+
+@pytest.mark.parametrize("password", NASTY_PASSWORDS)
+async def test_percent_encoded_special_characters_reach_the_server_and_are_never_shown(
+    password: str, postgres_server: PostgresServer, postgres_database: str
+) -> None:
+    encoded = quote(password, safe="")
+    down = f"postgresql://app:{encoded}@127.0.0.1:{free_port()}/app"
+    with pytest.raises(StoreUnavailableError) as caught:
+        await open_store(down, settings=Settings(store_connect_timeout=2))
+    for piece in [*_pieces(password), encoded]:
+        assert piece not in str(caught.value)
+
+    # the test server trusts loopback, so this checks that the URL still names the right server and database
+    up = f"postgresql://{postgres_server.user}:{encoded}@{postgres_server.host}:{postgres_server.port}/{postgres_database}"
+    async with await open_store(up, settings=Settings()) as store:
+        assert isinstance(store, PostgresStore) and password not in store.url and encoded not in store.url
+        await store.ping()
+
+
+# -- errors the server reports ---------------------------------------------------------------
+async def test_read_only_database_makes_writes_unavailable_and_says_why(empty_postgres_url: str, user_a: str) -> None:
+    async with await open_store(empty_postgres_url, settings=Settings()) as store:  # migrated while writable
+        await store.memories.remember(user_a, "fact", "city", "Lisbon")
+    dbname = empty_postgres_url.rsplit("/", 1)[1]
+    async with await AsyncConnection.connect(empty_postgres_url, autocommit=True) as admin:
+        await admin.execute(f'alter database "{dbname}" set default_transaction_read_only = on')
+
+    async with await open_store(empty_postgres_url, settings=Settings(store_migrate_on_open=False)) as store:
+        memory = await store.memories.get(user_a, "fact", "city")  # reads still work
+        assert memory is not None and memory.value == "Lisbon"
+        with pytest.raises(StoreUnavailableError, match="read-only") as caught:
+            await store.memories.remember(user_a, "fact", "city", "Porto")
+        assert "ReadOnlySqlTransaction" in str(caught.value) and "127.0.0.1" in str(caught.value)
+        with pytest.raises(StoreUnavailableError, match="read-only"):
+            await store.threads.save_thread(f.thread("thr_ro"), f.ctx(user_a))
+
+    # migrations cannot run on it: a configuration problem, never a silent fallback to memory
+    with pytest.raises(StoreError, match="read-only") as refused:
+        await open_store(empty_postgres_url, settings=Settings(store_fallback="memory"))
+    assert not isinstance(refused.value, StoreUnavailableError)
+
+
+async def test_other_server_errors_are_store_errors_with_the_password_scrubbed(
+    postgres_server: PostgresServer, postgres_database: str, user_a: str
+) -> None:
+    url = f"postgresql://{postgres_server.user}:pw-not-shown@{postgres_server.host}:{postgres_server.port}/{postgres_database}"
+    async with await open_store(url, settings=Settings()) as store:
+        assert isinstance(store, PostgresStore)
+        with pytest.raises(StoreError) as caught:
+            await store.run_as(user_a, 'select * from public."pw-not-shown"')  # the server echoes the name
+
+        assert not isinstance(caught.value, StoreUnavailableError)
+        assert not isinstance(caught.value, psycopg.Error)
+        message = str(caught.value)
+        assert "UndefinedTable" in message and "pw-not-shown" not in message
+        await store.ping()  # the store is still usable
+
+
+async def test_closed_store_says_so_without_a_false_outage_warning(
+    postgres_store_url: str, user_a: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = await open_store(postgres_store_url, settings=Settings())
+    await store.aclose()
+
+    with caplog.at_level(logging.WARNING), pytest.raises(StoreClosedError, match="is closed; open a new one") as caught:
+        await store.memories.get(user_a, "fact", "k")
+
+    assert not isinstance(caught.value, StoreUnavailableError)
+    assert "lost" not in caplog.text and "unreachable" not in caplog.text
+
+
+# -- open within the deadline, leaving nothing behind
+@pytest.fixture
+def silent_postgres_port() -> Iterator[int]:
+    """A port that accepts TCP connections but never answers (a hung server)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield listener.getsockname()[1]
+
+
+def _pool_tasks() -> list[str]:
+    return sorted(
+        task.get_name()
+        for task in asyncio.all_tasks()
+        if task.get_name().startswith(APPLICATION_NAME) and not task.done()
+    )
+
+
+@contextlib.asynccontextmanager
+async def _answers_first_connection_only(port: int) -> AsyncIterator[int]:
+    """A loopback TCP proxy to Postgres: the first connection is forwarded, later ones are
+    accepted and never answered (a server that hangs once the pool starts connecting)."""
+    held: list[asyncio.StreamWriter] = []
+    forwarded = 0
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal forwarded
+        if forwarded:
+            held.append(writer)
+            return
+        forwarded += 1
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+
+
+async def test_hung_server_at_open_fails_in_time_and_leaves_no_pool_tasks(silent_postgres_port: int) -> None:
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailableError) as caught:
+        await open_store(
+            f"postgresql://app:pw-not-shown@127.0.0.1:{silent_postgres_port}/app",
+            settings=Settings(store_connect_timeout=1),
+        )
+    assert time.monotonic() - started < 2
+    assert "pw-not-shown" not in str(caught.value) and "127.0.0.1" in str(caught.value)
+    assert _pool_tasks() == []
+
+
+async def test_server_hanging_when_the_pool_connects_fails_in_time_and_leaves_no_pool_tasks(
+    postgres_server: PostgresServer, postgres_database: str
+) -> None:
+    async with await open_store(  # migrate now, so the open below only checks
+        postgres_server.url(postgres_database), settings=Settings()
+    ):
+        pass
+    async with _answers_first_connection_only(postgres_server.port) as proxy_port:
+        timeout = 2.0
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailableError) as caught:
+            await open_store(
+                f"postgresql://{postgres_server.user}@127.0.0.1:{proxy_port}/{postgres_database}",
+                settings=Settings(store_connect_timeout=timeout),
+            )
+        assert time.monotonic() - started < timeout + 1
+        assert f"127.0.0.1:{proxy_port}" in str(caught.value)
+        assert _pool_tasks() == []

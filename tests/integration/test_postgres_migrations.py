@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 from psycopg import AsyncConnection
 
 from memory.settings import Settings
-from stores import open_store
+from stores import StoreError, StoreUnavailableError, open_store
 from stores.postgres import MigrationError, connect
 from stores.postgres.migrations import LOCK_KEY, migrate, migrations
 from tests.fixtures.postgres_servers import PostgresServer, free_port
@@ -218,3 +219,49 @@ async def test_non_superuser_owner_can_migrate_and_runs_under_rls(postgres_serve
             postgres_server.drop_database(dbname)
         with psycopg.connect(postgres_server.admin_url, autocommit=True) as admin:
             admin.execute(f'drop role if exists "{role}"')
+
+
+@pytest.fixture
+def unprivileged_url(postgres_server: PostgresServer, empty_postgres_url: str) -> Iterator[str]:
+    """The fresh database, reached as a login role without CREATE on schema public (Postgres 15's default)."""
+    role = f"app_{uuid.uuid4().hex[:10]}"
+    dbname = empty_postgres_url.rsplit("/", 1)[1]
+    with psycopg.connect(postgres_server.admin_url, autocommit=True) as admin:
+        admin.execute(f'create role "{role}" login')
+    with psycopg.connect(empty_postgres_url, autocommit=True) as owner:
+        owner.execute(f'revoke create on schema public from public, "{role}"')
+    try:
+        yield postgres_server.url(dbname, user=role)
+    finally:
+        postgres_server.drop_database(dbname)  # the role cannot be dropped while it may connect
+        with psycopg.connect(postgres_server.admin_url, autocommit=True) as admin:
+            admin.execute(f'drop role if exists "{role}"')
+
+
+async def test_user_without_create_privilege_is_a_configuration_error_never_a_fallback(unprivileged_url: str) -> None:
+    with pytest.raises(StoreError) as caught:
+        await open_store(unprivileged_url, settings=Settings(store_fallback="memory"))
+
+    assert not isinstance(caught.value, StoreUnavailableError)
+    message = str(caught.value)
+    assert "InsufficientPrivilege" in message and "permission denied for schema public" in message
+    assert "STORE_MIGRATE_ON_OPEN=false" in message and "python -m stores migrate" in message
+
+
+def test_cli_migrate_without_create_privilege_explains_without_a_traceback(unprivileged_url: str) -> None:
+    result = _cli("migrate", unprivileged_url)
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: applying the migrations")
+    assert "permission denied for schema public" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("password", ["Ab/cD9xy", "p#ss-word", "wh?tev3r"])
+def test_cli_migrate_with_unencoded_special_characters_asks_to_percent_encode(password: str) -> None:
+    result = _cli("migrate", f"postgresql://app:{password}@127.0.0.1:{free_port()}/app")
+
+    assert result.returncode == 1
+    assert "percent-encode" in result.stderr and "postgresql://app:***@127.0.0.1" in result.stderr
+    assert password not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr

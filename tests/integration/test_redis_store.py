@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import redis.asyncio as aioredis
@@ -190,6 +191,39 @@ async def test_deleted_thread_leaves_no_keys(deployment: Deployment, dstore: Use
     assert after == before | {f"ma:{{{user}}}:seq"}  # only the insertion counter was added
     with pytest.raises(NotFoundError):
         await dstore.threads.load_attachment("atc_1", c)
+
+
+async def test_items_whose_bodies_were_evicted_are_skipped_and_pruned(
+    deployment: Deployment, dstore: UserStore
+) -> None:
+    """Under volatile-lru an item body (or the whole :idata hash) can vanish; pages must still work."""
+    user = new_user()
+    c = ctx(user)
+    await dstore.threads.save_thread(ThreadMetadata(id="thr_e", created_at=BASE), c)
+    for i in range(6):
+        await dstore.threads.add_thread_item("thr_e", user_message(f"msg_{i}", "thr_e", BASE + timedelta(seconds=i)), c)
+    prefix = f"ma:{{{user}}}:t:thr_e"
+    node = (await deployment.keys(f"{prefix}:idata"))[f"{prefix}:idata"][0]
+    async with deployment.clients()[node] as client:
+        await client.hdel(f"{prefix}:idata", "msg_1", "msg_4")
+
+        first = await dstore.threads.load_thread_items("thr_e", None, 2, "asc", c)
+        rest = await dstore.threads.load_thread_items("thr_e", first.after, 10, "asc", c)
+        newest = await dstore.threads.load_thread_items("thr_e", None, 3, "desc", c)
+
+        assert ([i.id for i in first.data], first.has_more) == (["msg_0", "msg_2"], True)
+        assert ([i.id for i in rest.data], rest.has_more) == (["msg_3", "msg_5"], False)
+        assert ([i.id for i in newest.data], newest.has_more) == (["msg_5", "msg_3", "msg_2"], True)
+        assert await client.zcard(f"{prefix}:items") == 4  # the lost items left the index
+        assert sorted(await client.hkeys(f"{prefix}:ipos")) == ["msg_0", "msg_2", "msg_3", "msg_5"]
+
+        await client.delete(f"{prefix}:idata")  # the whole hash evicted
+
+        empty = await dstore.threads.load_thread_items("thr_e", None, 20, "asc", c)
+        assert (empty.data, empty.has_more) == ([], False)
+    await dstore.threads.add_thread_item("thr_e", user_message("msg_new", "thr_e", BASE), c)
+    again = await dstore.threads.load_thread_items("thr_e", None, 20, "asc", c)
+    assert [i.id for i in again.data] == ["msg_new"]
 
 
 # -- forget_user ----------------------------------------------------------------------
@@ -573,6 +607,40 @@ async def test_bad_urls_are_explained_without_the_password(url: str, problem: st
     with pytest.raises(ValueError, match=problem) as raised:
         await open_store(url.format(pw=PASSWORD))
     assert PASSWORD not in str(raised.value)
+
+
+NASTY_PASSWORDS = ["Ab/cD9xy", "zq7#kv2w", "wh?tev3r", "a@b/c#d?e"]
+
+
+@pytest.mark.parametrize("password", NASTY_PASSWORDS)
+@pytest.mark.parametrize("form", ["redis://:{pw}@127.0.0.1:{port}/0", "redis+cluster://app:{pw}@127.0.0.1:{port}"])
+async def test_unencoded_special_characters_in_the_password_are_explained_never_shown(form: str, password: str) -> None:
+    url = form.format(pw=password, port=free_port())
+
+    with pytest.raises(ValueError, match="percent-encode") as raised:
+        await open_store(url, settings=Settings(store_connect_timeout=2, store_fallback="memory"))
+
+    message = str(raised.value)
+    assert ":***@127.0.0.1" in message
+    for piece in [password, *password.replace("#", "/").replace("?", "/").replace("@", "/").split("/")]:
+        if len(piece) >= 3:
+            assert piece not in message, message
+
+
+async def test_percent_encoded_special_characters_in_the_password_work() -> None:
+    password = "a@b/c#d?e:f%g"
+    server = RedisServer(password=password)
+    await server.astart()
+    try:
+        url = f"redis://:{quote(password, safe='')}@127.0.0.1:{server.port}/2"
+        async with await open_store(url, settings=Settings(store_connect_timeout=3)) as store:
+            user = new_user()
+            await store.memories.remember(user, "fact", "city", "Lisbon")
+            assert (await store.memories.get(user, "fact", "city")) is not None
+            assert "c#d" not in store.url and ":***@127.0.0.1" in store.url
+    finally:
+        await server.astop()
+        server.close()
 
 
 async def test_url_of_the_wrong_server_kind_is_explained(

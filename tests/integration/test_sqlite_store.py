@@ -7,9 +7,14 @@ restarts are real processes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import pwd
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,6 +35,7 @@ from chatkit.types import (
 
 from memory.settings import get_settings
 from stores import StoreError, StoreUnavailableError, UserStore, open_store
+from stores.errors import StoreClosedError
 from stores.sqlite.threads import _PAGES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -216,13 +222,21 @@ async def test_file_uses_wal_and_is_complete_after_close(tmp_path: Path) -> None
     assert await rows(path, "SELECT key FROM memories") == [("city",)]
 
 
+async def test_every_commit_is_fsynced_before_it_is_acknowledged(tmp_path: Path) -> None:
+    """synchronous=FULL: an acknowledged write survives an OS crash or power cut, not just a process crash."""
+    async with await open_store(url_for(tmp_path / "durable.db")) as store:
+        writer = store._db._writer  # type: ignore[attr-defined]
+        assert list(await writer.execute_fetchall("PRAGMA synchronous")) == [(2,)]  # 2 = FULL
+        assert list(await writer.execute_fetchall("PRAGMA journal_mode")) == [("wal",)]
+
+
 async def test_closed_store_says_so(tmp_path: Path) -> None:
     store = await open_store(url_for(tmp_path / "closed.db"))
     await store.aclose()
 
-    with pytest.raises(StoreUnavailableError, match="closed"):
+    with pytest.raises(StoreClosedError, match="closed; open a new one with open_store"):
         await store.memories.list(USER)
-    with pytest.raises(StoreUnavailableError, match="closed"):
+    with pytest.raises(StoreClosedError, match="closed; open a new one with open_store"):
         await store.profiles.ensure(USER)
 
 
@@ -243,22 +257,60 @@ async def test_malformed_urls_are_rejected_with_the_right_form(url: str) -> None
     assert list(Path.cwd().iterdir()) == []  # nothing created
 
 
-async def test_path_whose_directory_cannot_be_created_names_the_path(tmp_path: Path) -> None:
-    (tmp_path / "blocker").write_text("a regular file where a directory should be")
-    target = tmp_path / "blocker" / "sub" / "store.db"
-
-    with pytest.raises(StoreUnavailableError) as info:
-        await open_store(url_for(target))
-
-    message = str(info.value)
-    assert str(target) in message and "cannot create the directory" in message
-
-
 @pytest.fixture
 def memory_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
     """STORE_FALLBACK=memory: an outage would fall back, a wrong STORE_URL must still fail."""
     monkeypatch.setenv("STORE_FALLBACK", "memory")
     get_settings.cache_clear()
+
+
+async def test_path_whose_directory_cannot_be_created_names_the_path(tmp_path: Path, memory_fallback: None) -> None:
+    (tmp_path / "blocker").write_text("a regular file where a directory should be")
+    target = tmp_path / "blocker" / "sub" / "store.db"
+
+    with pytest.raises(StoreError) as info:
+        await open_store(url_for(target))
+
+    message = str(info.value)
+    assert str(target) in message and "cannot create the directory" in message
+    assert not isinstance(info.value, StoreUnavailableError)  # a wrong STORE_URL, not an outage
+
+
+@contextlib.contextmanager
+def unwritable_directory() -> Iterator[Path]:
+    """A directory this process may enter but not write to, for the duration of the block.
+
+    Mode 0555; root ignores modes, so when the tests run as root the effective uid is
+    `nobody` meanwhile (all threads, aiosqlite's included, follow seteuid on Linux).
+    """
+    directory = Path(tempfile.mkdtemp(prefix="memory-agent-readonly-"))
+    directory.chmod(0o555)
+    as_root = os.geteuid() == 0
+    try:
+        if as_root:
+            os.seteuid(pwd.getpwnam("nobody").pw_uid)
+        yield directory
+    finally:
+        if as_root:
+            os.seteuid(0)
+        directory.chmod(0o755)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.mark.parametrize("relative", ["store.db", "sub/dir/store.db"], ids=["file", "directory"])
+async def test_location_this_process_may_not_write_is_a_configuration_error(
+    relative: str, memory_fallback: None
+) -> None:
+    settings = get_settings()  # read now: the working directory is not readable as `nobody`
+    with unwritable_directory() as directory:
+        target = directory / relative
+        with pytest.raises(StoreError) as info:
+            await open_store(url_for(target), settings=settings)
+        created = target.exists()
+
+    assert not isinstance(info.value, StoreUnavailableError)  # never a silent fallback to memory
+    assert str(target) in str(info.value) and "may write to" in str(info.value)
+    assert not created
 
 
 async def test_directory_instead_of_file_names_the_path(tmp_path: Path, memory_fallback: None) -> None:
