@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api.errors import install_error_handlers
-from api.routes import chatkit, files, livekit, me
+from api.routes import chatkit, files, livekit, me, memories, profile, threads
 from api.services import start_services, stop_services
 from memory.settings import Settings, get_settings
 
@@ -27,13 +27,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await stop_services(services)
 
-    app = FastAPI(title="Memory Agent API", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="Memory Agent API", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url="/openapi.json"
+    )
     origins = [o.strip() for o in settings.api_cors_origins.split(",") if o.strip()]
     if origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=origins,
-            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
             max_age=600,
         )
@@ -42,4 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(livekit.router)
     app.include_router(files.router)
     app.include_router(me.router)
+    app.include_router(profile.router)
+    app.include_router(memories.router)
+    app.include_router(threads.router)
     return app

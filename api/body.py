@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def too_large(limit: int) -> HTTPException:
@@ -43,3 +47,19 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
     """The whole body, at most `limit` bytes (413 otherwise)."""
     parts = [chunk async for chunk in limited_stream(request, limit)]
     return b"".join(parts)
+
+
+def parse_json_body(body: bytes, model: type[M], example: str) -> M:
+    """`body` as `model`; one 400 naming the first problem and an example of what is expected."""
+    try:
+        return model.model_validate_json(body or b"{}")
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        where = ".".join(str(part) for part in errors[0].get("loc", ())) if errors else ""
+        problem = f"{where}: {errors[0].get('msg', 'invalid')}" if errors and where else "not valid JSON"
+        raise HTTPException(status_code=400, detail=f"{problem}; expected JSON like {example}") from None
+
+
+def json_body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` documenting a body the route reads itself (size-limited) instead of through FastAPI."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}

@@ -52,7 +52,8 @@ async def _read_upload(upload: UploadFile) -> AsyncIterator[bytes]:
         yield chunk
 
 
-@router.api_route("/files/{attachment_id}/upload", methods=["POST", "PUT"])
+@router.post("/files/{attachment_id}/upload")  # two routes, not api_route: one OpenAPI operation id each
+@router.put("/files/{attachment_id}/upload")
 async def upload_file(attachment_id: str, request: Request) -> JSONResponse:
     files = _local_files(request)
     services: Services = request.app.state.services
