@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     store_thread_ttl_seconds: int | None = Field(default=None, gt=0)
     store_migrate_on_open: bool = True
     store_rls: Literal["auto", "on", "off"] = "auto"
+    store_erase_vacuum: bool = False  # Postgres: VACUUM the store tables right after forget_user
+    memory_retention_days: int | None = Field(default=None, gt=0)  # forget memories not updated for N days
+    transcript_retention_days: int | None = Field(default=None, gt=0)  # delete voice-call threads older than N days
+    retention_sweep_interval_seconds: float = Field(default=3600.0, gt=0)  # how often the API process sweeps
 
     # identity
     identity_namespace: uuid.UUID = uuid.NAMESPACE_DNS

@@ -1,8 +1,10 @@
-"""Store command line: `python -m stores migrate [URL]`.
+"""Store command line: `python -m stores migrate|compact [URL]`.
 
-Applies the numbered migrations in `sql/` to a Postgres/Supabase database and prints
-what it applied. The URL defaults to STORE_URL; the exit status is 0 on success,
-1 when the database cannot be reached or a migration fails, 2 for a wrong command.
+`migrate` applies the numbered migrations in `sql/` to a Postgres/Supabase database
+and prints what it applied. `compact` rewrites a Redis server's persistence files
+(AOF/RDB) so erased data leaves its disk (docs/erasure.md). The URL defaults to
+STORE_URL; the exit status is 0 on success, 1 when the store cannot be reached or the
+work failed, 2 for a wrong command or URL.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import asyncio
 import sys
 from urllib.parse import urlsplit
 
-from memory.settings import get_settings
-from stores.errors import StoreError, redact_url
+from memory.settings import Settings, get_settings
+from stores.errors import StoreError, redact_url, scrub
 
 
 async def _migrate(url: str, connect_timeout: float) -> list[str]:
@@ -34,14 +36,53 @@ def _parser() -> argparse.ArgumentParser:
         "migrate", help="apply the sql/ migrations to a Postgres or Supabase database (idempotent)"
     )
     migrate.add_argument("url", nargs="?", help="postgresql://user:password@host:5432/db (default: STORE_URL)")
+    compact = commands.add_parser(
+        "compact", help="rewrite a Redis server's AOF/RDB files so erased users' data leaves the disk"
+    )
+    compact.add_argument("url", nargs="?", help="redis://host:6379/0 or redis+cluster://host:port (default: STORE_URL)")
     return parser
+
+
+def _scheme(url: str) -> str:
+    return urlsplit(url).scheme.lower() if "://" in url else ""
+
+
+def _compact(url: str, settings: Settings) -> int:
+    from redis.exceptions import RedisError
+
+    from stores.redis.compact import compact
+
+    if not _scheme(url).startswith("redis"):
+        print(
+            f"error: {redact_url(url)!r} is not a Redis URL; compaction is for Redis persistence files (SQLite "
+            "erases in place, Postgres: STORE_ERASE_VACUUM=true; see docs/erasure.md)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        results = asyncio.run(compact(url, settings))
+    except (StoreError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (RedisError, OSError) as exc:  # connection errors of the driver: say which server, never the password
+        print(
+            f"error: cannot reach Redis at {redact_url(url)} ({scrub(type(exc).__name__ + ': ' + str(exc), url)}); "
+            "check that the server is running and the URL is right",
+            file=sys.stderr,
+        )
+        return 1
+    for result in results:
+        print(f"{result.address}: {result.message}", file=sys.stdout if result.ok else sys.stderr)
+    return 0 if all(result.ok for result in results) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = get_settings()
     url: str = args.url or settings.store_url
-    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    if args.command == "compact":
+        return _compact(url, settings)
+    scheme = _scheme(url)
     if scheme not in {"postgresql", "postgres"}:
         print(
             f"error: {redact_url(url)!r} is not a Postgres URL; migrations exist only for Postgres/Supabase "

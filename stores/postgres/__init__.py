@@ -140,7 +140,7 @@ async def open(url: str, settings: Settings) -> PostgresStore:
             "check that the server is running and accepts more connections"
         ) from None
     db = Database(pool, url, config.redacted, rls=rls, rls_required=settings.store_rls == "on")
-    return PostgresStore(db, config.redacted)
+    return PostgresStore(db, config.redacted, erase_vacuum=settings.store_erase_vacuum)
 
 
 async def _discard(pool: AsyncConnectionPool) -> None:

@@ -133,6 +133,18 @@ class Database:
                 raise self._error(exc) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def maintenance(self, statement: str) -> None:
+        """Run one statement outside any transaction (VACUUM), as the connecting role; store errors only."""
+        try:
+            async with self.pool.connection() as conn:
+                await conn.execute(statement.encode())
+        except PoolClosed:
+            raise closed_error(f"Postgres store at {self._redacted}") from None
+        except PoolTimeout as exc:
+            raise self._unavailable(exc) from None
+        except psycopg.Error as exc:
+            raise self._error(exc) from None
+
     def _reason(self, exc: BaseException) -> str:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return scrub(text, self._url)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from stores.base import UserStore
 from stores.postgres.db import Database, Params, Row
 from stores.postgres.people import PostgresMemoryStore, PostgresProfileStore
@@ -14,14 +16,24 @@ _FORGET_USER = (
     "delete from public.memories where user_id = %s",
     "delete from public.profiles where id = %s",
 )
+# what an erase touches: STORE_ERASE_VACUUM=true vacuums these right after it
+ERASE_TABLES = (
+    "public.chatkit_items",
+    "public.chatkit_attachments",
+    "public.chatkit_threads",
+    "public.memories",
+    "public.profiles",
+)
+logger = logging.getLogger(__name__)
 
 
 class PostgresStore(UserStore):
     """Postgres / Supabase / Neon; one pool per store, closed once by `aclose`."""
 
-    def __init__(self, db: Database, redacted_url: str) -> None:
+    def __init__(self, db: Database, redacted_url: str, *, erase_vacuum: bool = False) -> None:
         self._db = db
         self.url = redacted_url
+        self.erase_vacuum = erase_vacuum
         self.threads = PostgresThreadStore(db)
         self.memories = PostgresMemoryStore(db)
         self.profiles = PostgresProfileStore(db)
@@ -40,6 +52,29 @@ class PostgresStore(UserStore):
 
     async def _forget_user(self, user_id: str) -> None:
         await self._db.run(user_id, *((statement, [user_id]) for statement in _FORGET_USER))
+        if self.erase_vacuum:
+            await self.vacuum()
+
+    async def vacuum(self) -> bool:
+        """VACUUM the tables an erase touches, so the deleted rows' dead tuples are pruned now.
+
+        A DELETE only marks tuples dead; their bytes stay in the table files until (auto)vacuum
+        prunes them. VACUUM cannot run inside a transaction, so this is its own statement
+        after the erase committed, run as the connecting role (which must own the tables; a
+        role that does not is skipped by Postgres with a warning). A failure is logged, not
+        raised: the erase itself has already succeeded. Returns whether VACUUM ran.
+        """
+        try:
+            await self._db.maintenance(f"vacuum {', '.join(ERASE_TABLES)}")
+        except Exception as exc:
+            logger.warning(
+                "VACUUM after an erase failed on %s (%s); dead tuples stay until autovacuum. Run "
+                "`vacuum` on the store tables as their owner, or unset STORE_ERASE_VACUUM",
+                self.url,
+                exc,
+            )
+            return False
+        return True
 
     async def ping(self) -> None:
         await self._db.run(None, ("select 1", None))

@@ -44,8 +44,8 @@ async def _on_thread(conn: aiosqlite.Connection, fn: Callable[..., T], *args: An
     return result
 
 
-def _transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
-    """Run `work` in one write transaction (on the connection's thread)."""
+def _transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T], erase: bool) -> T:
+    """Run `work` in one write transaction (on the connection's thread); `erase` then empties the WAL."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         result = work(conn)
@@ -54,7 +54,27 @@ def _transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], 
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    if erase:
+        checkpoint(conn)
     return result
+
+
+def checkpoint(conn: sqlite3.Connection) -> bool:
+    """Copy the WAL into the database file and truncate it to zero bytes; False if a reader held it.
+
+    The WAL keeps every page version written since the last checkpoint, deleted text
+    included; secure_delete zeroes deleted content in the pages the checkpoint copies
+    back, so after a full TRUNCATE checkpoint neither file holds erased bytes. A reader
+    in another process may keep an old snapshot open for longer than busy_timeout:
+    then the WAL is only partly reset, which is logged (the next erase retries).
+    """
+    busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    if busy:
+        logger.warning(
+            "SQLite WAL checkpoint after an erase was blocked by a reader in another process; erased text may "
+            "stay in the -wal file until the next erase or the last connection closes"
+        )
+    return not busy
 
 
 def _configure(conn: sqlite3.Connection, busy_timeout_ms: int, *, writer: bool) -> str:
@@ -65,6 +85,8 @@ def _configure(conn: sqlite3.Connection, busy_timeout_ms: int, *, writer: bool) 
         conn.execute("PRAGMA query_only = ON")
         return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
     mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+    # erased rows are overwritten with zeros instead of only being unlinked (see `checkpoint`)
+    conn.execute("PRAGMA secure_delete = ON")
     # FULL: every commit is fsynced to the WAL before it is acknowledged, so not even an
     # OS crash or power cut loses an acknowledged write (NORMAL could drop the last ones).
     conn.execute("PRAGMA synchronous = FULL")
@@ -110,11 +132,15 @@ class Database:
             raise
         return cls(path, writer, reader)
 
-    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `work(conn)` as one atomic write transaction on the writer's thread."""
+    async def write(self, work: Callable[[sqlite3.Connection], T], *, erase: bool = False) -> T:
+        """Run `work(conn)` as one atomic write transaction on the writer's thread.
+
+        `erase=True` for writes that delete a user's content: the WAL is then checkpointed
+        and truncated in the same queued call, so no file keeps the deleted text.
+        """
         self._check_open()
         try:
-            result = await _on_thread(self._writer, _transaction, work)
+            result = await _on_thread(self._writer, _transaction, work, erase)
         except sqlite3.Error as exc:
             raise self._failure(exc) from None
         return result

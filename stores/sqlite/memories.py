@@ -94,7 +94,7 @@ class SqliteMemoryStore(MemoryStore):
             )
             return cursor.rowcount > 0
 
-        return await self._db.write(work)
+        return await self._db.write(work, erase=True)
 
 
 class SqliteProfileStore(ProfileStore):

@@ -28,7 +28,7 @@ class SqliteStore(UserStore):
             for table, column in USER_TABLES:
                 conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (user_id,))
 
-        await self._db.write(work)
+        await self._db.write(work, erase=True)
 
     async def ping(self) -> None:
         await self._db.fetch_one("SELECT 1")

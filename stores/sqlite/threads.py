@@ -83,7 +83,7 @@ class SqliteThreadStore(ThreadStore):
             conn.execute("DELETE FROM threads WHERE user_id = ? AND id = ?", (user_id, thread_id))  # items cascade
             return [str(row[0]) for row in gone]
 
-        return await self._db.write(work)
+        return await self._db.write(work, erase=True)
 
     # -- items -------------------------------------------------------------
     async def _get_item(self, user_id: str, thread_id: str, item_id: str) -> str | None:
@@ -112,7 +112,7 @@ class SqliteThreadStore(ThreadStore):
                 "DELETE FROM items WHERE user_id = ? AND thread_id = ? AND id = ?", (user_id, thread_id, item_id)
             )
 
-        await self._db.write(work)
+        await self._db.write(work, erase=True)
 
     # -- attachments ---------------------------------------------------------
     async def _get_attachment(self, user_id: str, attachment_id: str) -> str | None:
@@ -136,7 +136,7 @@ class SqliteThreadStore(ThreadStore):
             cursor = conn.execute("DELETE FROM attachments WHERE user_id = ? AND id = ?", (user_id, attachment_id))
             return cursor.rowcount > 0
 
-        return await self._db.write(work)
+        return await self._db.write(work, erase=True)
 
     async def _list_attachments(self, user_id: str) -> list[str]:
         rows = await self._db.fetch_all("SELECT data FROM attachments WHERE user_id = ? ORDER BY id", (user_id,))
