@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import datetime
+from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
@@ -33,12 +34,25 @@ class Memory(BaseModel):
     key: str
     value: str
     source: str | None = None
+    thread_id: str | None = None  # provenance: the conversation (ChatKit thread) it was learned in
+    item_id: str | None = None  # provenance: the turn (thread item) it was learned from
     created_at: datetime
     updated_at: datetime
 
 
+class Provenance(NamedTuple):
+    """Where a memory's current value came from: `source` (voice/chat/api) and the turn's thread/item ids."""
+
+    source: str | None = None
+    thread_id: str | None = None
+    item_id: str | None = None
+
+
 class Profile(BaseModel):
-    """A user's profile; `is_first_login` is True only on the call that created it."""
+    """A user's profile; `is_first_login` is True only on the call that created it.
+
+    `memory_enabled` is the user's consent switch for memory (MEMORY_DEFAULT_ENABLED for new profiles).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -46,6 +60,7 @@ class Profile(BaseModel):
     identity: str | None = None
     email: str | None = None
     is_first_login: bool = False
+    memory_enabled: bool = True  # consent: when False nothing is captured, injected or stored
     created_at: datetime
     last_seen_at: datetime
 

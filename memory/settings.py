@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     transcript_retention_days: int | None = Field(default=None, gt=0)  # delete voice-call threads older than N days
     retention_sweep_interval_seconds: float = Field(default=3600.0, gt=0)  # how often the API process sweeps
 
+    # memory capture and consent (docs/capture.md)
+    memory_default_enabled: bool = True  # consent switch of new profiles
+
     # identity
     identity_namespace: uuid.UUID = uuid.NAMESPACE_DNS
 

@@ -32,6 +32,7 @@ from pydantic import AnyUrl
 from memory.models import (
     Memory,
     Profile,
+    Provenance,
     normalize_category,
     normalize_key,
     validate_source,
@@ -342,16 +343,35 @@ class ThreadStore(Store[Any], AttachmentStore[Any], ABC):
 
 
 class MemoryStore(ABC):
-    """Facts about a user, unique per (user, category, key); ranking is shared (memory.ranking)."""
+    """Facts about a user, unique per (user, category, key); ranking is shared (memory.ranking).
 
-    async def remember(self, user_id: str, category: str, key: str, value: str, *, source: str | None = None) -> Memory:
+    Each memory carries its provenance: `source` (voice/chat/api) and the thread and
+    item ids of the turn it was learned from, so one conversation's facts can be
+    forgotten together (`forget_from`).
+    """
+
+    async def remember(
+        self,
+        user_id: str,
+        category: str,
+        key: str,
+        value: str,
+        *,
+        source: str | None = None,
+        thread_id: str | None = None,
+        item_id: str | None = None,
+    ) -> Memory:
         validate_user_id(user_id)
+        if thread_id is not None:
+            validate_object_id(thread_id, "thread id")
+        if item_id is not None:
+            validate_object_id(item_id, "item id")
         return await self._upsert(
             user_id,
             normalize_category(category),
             normalize_key(key),
             validate_value(value),
-            validate_source(source),
+            Provenance(validate_source(source), thread_id, item_id),
             codec.utc_now(),
             new_id("mem"),
         )
@@ -373,15 +393,24 @@ class MemoryStore(ABC):
             raise ValueError("query must be a string")
         return rank(await self._list(user_id, None), query, clamp_limit(limit))
 
-    async def forget(self, user_id: str, category: str, key: str) -> bool:
+    async def forget(self, user_id: str, category: str, key: str, *, source: str | None = None) -> bool:
+        """Delete one memory; True if it existed. `source` says who asked (for the audit trail)."""
         validate_user_id(user_id)
+        validate_source(source)
         return await self._delete(user_id, normalize_category(category), normalize_key(key))
+
+    async def forget_from(self, user_id: str, thread_id: str, *, source: str | None = None) -> int:
+        """Forget every memory whose current value was learned in thread `thread_id`; return how many."""
+        validate_user_id(user_id)
+        validate_object_id(thread_id, "thread id")
+        validate_source(source)
+        return await self._delete_from(user_id, thread_id)
 
     @abstractmethod
     async def _upsert(
-        self, user_id: str, category: str, key: str, value: str, source: str | None, now: datetime, new_id: str
+        self, user_id: str, category: str, key: str, value: str, origin: Provenance, now: datetime, new_id: str
     ) -> Memory:
-        """Insert, or update value/source/updated_at keeping id and created_at; return the stored row."""
+        """Insert, or update value/provenance/updated_at keeping id and created_at; return the stored row."""
 
     @abstractmethod
     async def _get(self, user_id: str, category: str, key: str) -> Memory | None: ...
@@ -393,9 +422,19 @@ class MemoryStore(ABC):
     @abstractmethod
     async def _delete(self, user_id: str, category: str, key: str) -> bool: ...
 
+    @abstractmethod
+    async def _delete_from(self, user_id: str, thread_id: str) -> int:
+        """Delete the user's memories whose `thread_id` is this thread; return how many."""
+
 
 class ProfileStore(ABC):
-    """One profile per user, created race-free on first contact."""
+    """One profile per user, created race-free on first contact.
+
+    `default_memory_enabled` is the consent of profiles created from now on
+    (`open_store` sets it from MEMORY_DEFAULT_ENABLED).
+    """
+
+    default_memory_enabled: bool = True
 
     async def ensure(self, user_id: str, *, identity: str | None = None, email: str | None = None) -> Profile:
         validate_user_id(user_id)
@@ -417,15 +456,28 @@ class ProfileStore(ABC):
             return profile
         return profile.model_copy(update={"is_first_login": False})
 
+    async def set_memory_enabled(self, user_id: str, enabled: bool) -> Profile:
+        """Switch the user's memory consent; creates the profile if missing (a later ensure is not a first login)."""
+        validate_user_id(user_id)
+        if not isinstance(enabled, bool):
+            raise ValueError("memory_enabled must be true or false")
+        profile = await self._set_memory_enabled(user_id, enabled, codec.utc_now())
+        return profile.model_copy(update={"is_first_login": False}) if profile.is_first_login else profile
+
     @abstractmethod
     async def _ensure(self, user_id: str, identity: str | None, email: str | None, now: datetime) -> Profile:
         """Atomically create (is_first_login=True in the result) or touch last_seen_at (False).
 
-        Missing identity/email are filled in; existing ones are kept.
+        Missing identity/email are filled in; existing ones are kept. A new profile gets
+        `memory_enabled = self.default_memory_enabled`.
         """
 
     @abstractmethod
     async def _get(self, user_id: str) -> Profile | None: ...
+
+    @abstractmethod
+    async def _set_memory_enabled(self, user_id: str, enabled: bool, now: datetime) -> Profile:
+        """Atomically set the switch, creating the profile (created_at = last_seen_at = now) if missing."""
 
 
 def _has_control_characters(text: str) -> bool:
@@ -510,4 +562,13 @@ class UserStore(ABC):
         await self.aclose()
 
 
-__all__ = ["MemoryStore", "NotFoundError", "ProfileStore", "RawPage", "ThreadStore", "UserStore", "logger"]
+__all__ = [
+    "MemoryStore",
+    "NotFoundError",
+    "ProfileStore",
+    "Provenance",
+    "RawPage",
+    "ThreadStore",
+    "UserStore",
+    "logger",
+]

@@ -52,7 +52,12 @@ async def open_store(url: str | None = None, *, settings: Settings | None = None
     within STORE_CONNECT_TIMEOUT seconds, unless STORE_FALLBACK=memory is set.
     """
     settings = settings or get_settings()
-    url = url or settings.store_url
+    store = await _open(url or settings.store_url, settings)
+    store.profiles.default_memory_enabled = settings.memory_default_enabled
+    return store
+
+
+async def _open(url: str, settings: Settings) -> UserStore:
     opener: _Opener = backend_module(url).open
     try:
         return await asyncio.wait_for(opener(url, settings), timeout=settings.store_connect_timeout)

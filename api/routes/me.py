@@ -1,16 +1,18 @@
-"""The user's own data: export everything, delete everything; plus the health check."""
+"""The user's own data: export everything, delete everything, the memory switch; plus the health check."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.auth import CurrentUser
+from api.body import read_limited_body
 from api.services import Services
 from stores.errors import redact_url
 
@@ -38,6 +40,33 @@ async def delete_me(request: Request, user: CurrentUser) -> Response:
     await services.store.forget_user(user.user_id)
     logger.info("erased all data of user %s on request", user.user_id)
     return Response(status_code=204)
+
+
+_PATCH_HINT = 'send a JSON object such as {"memory_enabled": false}'
+
+
+@router.patch("/me")
+async def patch_me(request: Request, user: CurrentUser) -> JSONResponse:
+    """Change the caller's settings; today only `memory_enabled` (memory consent: off = nothing kept or used)."""
+    services: Services = request.app.state.services
+    body = await read_limited_body(request, services.settings.max_request_bytes)
+    try:
+        changes = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise HTTPException(status_code=400, detail=f"the body is not JSON; {_PATCH_HINT}") from None
+    if not isinstance(changes, dict) or not changes:
+        raise HTTPException(status_code=400, detail=f"nothing to change; {_PATCH_HINT}")
+    unknown = sorted(str(name)[:40] for name in changes if name != "memory_enabled")
+    if unknown:
+        raise HTTPException(
+            status_code=400, detail=f"unknown field(s) {', '.join(unknown)}: only memory_enabled can be changed"
+        )
+    enabled = changes["memory_enabled"]
+    if not isinstance(enabled, bool):
+        raise HTTPException(status_code=400, detail="memory_enabled must be true or false")
+    profile = await services.store.profiles.set_memory_enabled(user.user_id, enabled)
+    logger.info("user %s switched memory %s", user.user_id, "on" if enabled else "off")
+    return JSONResponse({"user_id": user.user_id, "memory_enabled": profile.memory_enabled})
 
 
 @router.get("/healthz")

@@ -10,7 +10,7 @@ import itertools
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from memory.models import Memory, Profile
+from memory.models import Memory, Profile, Provenance
 from memory.settings import Settings
 from stores.base import MemoryStore, ProfileStore, RawPage, ThreadStore, UserStore
 
@@ -160,7 +160,7 @@ class InProcessMemoryStore(MemoryStore):
         self._data = data
 
     async def _upsert(
-        self, user_id: str, category: str, key: str, value: str, source: str | None, now: datetime, new_id: str
+        self, user_id: str, category: str, key: str, value: str, origin: Provenance, now: datetime, new_id: str
     ) -> Memory:
         memories = self._data.user(user_id).memories
         old = memories.get((category, key))
@@ -170,7 +170,9 @@ class InProcessMemoryStore(MemoryStore):
             category=category,
             key=key,
             value=value,
-            source=source,
+            source=origin.source,
+            thread_id=origin.thread_id,
+            item_id=origin.item_id,
             created_at=old.created_at if old else now,
             updated_at=now,
         )
@@ -191,6 +193,15 @@ class InProcessMemoryStore(MemoryStore):
         user = self._data.peek(user_id)
         return bool(user and user.memories.pop((category, key), None))
 
+    async def _delete_from(self, user_id: str, thread_id: str) -> int:
+        user = self._data.peek(user_id)
+        if user is None:
+            return 0
+        gone = [slot for slot, m in user.memories.items() if m.thread_id == thread_id]
+        for slot in gone:
+            del user.memories[slot]
+        return len(gone)
+
 
 class InProcessProfileStore(ProfileStore):
     def __init__(self, data: _Data) -> None:
@@ -200,7 +211,13 @@ class InProcessProfileStore(ProfileStore):
         user = self._data.user(user_id)
         if user.profile is None:
             user.profile = Profile(
-                id=user_id, identity=identity, email=email, is_first_login=True, created_at=now, last_seen_at=now
+                id=user_id,
+                identity=identity,
+                email=email,
+                is_first_login=True,
+                memory_enabled=self.default_memory_enabled,
+                created_at=now,
+                last_seen_at=now,
             )
             return user.profile
         old = user.profile
@@ -217,6 +234,14 @@ class InProcessProfileStore(ProfileStore):
     async def _get(self, user_id: str) -> Profile | None:
         user = self._data.peek(user_id)
         return user.profile if user else None
+
+    async def _set_memory_enabled(self, user_id: str, enabled: bool, now: datetime) -> Profile:
+        user = self._data.user(user_id)
+        if user.profile is None:
+            user.profile = Profile(id=user_id, memory_enabled=enabled, created_at=now, last_seen_at=now)
+        else:
+            user.profile = user.profile.model_copy(update={"memory_enabled": enabled, "is_first_login": False})
+        return user.profile
 
 
 class InProcessStore(UserStore):

@@ -5,17 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from memory.models import Memory, Profile
+from memory.models import Memory, Profile, Provenance
 from stores.base import MemoryStore, ProfileStore
 from stores.postgres.db import Database
 
-_MEMORY_COLUMNS = "id, user_id, category, key, value, source, created_at, updated_at"
+_MEMORY_COLUMNS = "id, user_id, category, key, value, source, created_at, updated_at, thread_id, item_id"
 
 _UPSERT_MEMORY = f"""
-insert into public.memories as m (user_id, category, key, id, value, source, created_at, updated_at)
-values (%s, %s, %s, %s, %s, %s, %s, %s)
+insert into public.memories as m
+  (user_id, category, key, id, value, source, thread_id, item_id, created_at, updated_at)
+values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 on conflict (user_id, category, key) do update
-  set value = excluded.value, source = excluded.source, updated_at = excluded.updated_at
+  set value = excluded.value, source = excluded.source, thread_id = excluded.thread_id,
+      item_id = excluded.item_id, updated_at = excluded.updated_at
 returning {_MEMORY_COLUMNS}
 """
 
@@ -23,22 +25,31 @@ returning {_MEMORY_COLUMNS}
 # counts ensures; a profile made by the optional sign-up trigger has 0, so the agent's
 # first ensure still reports is_first_login (`p.*` in SET is the row before the update).
 _ENSURE_PROFILE = """
-insert into public.profiles as p (id, identity, email, is_first_login, visits, created_at, last_seen_at)
-values (%(id)s, %(identity)s, %(email)s, true, 1, %(now)s, %(now)s)
+insert into public.profiles as p
+  (id, identity, email, is_first_login, visits, created_at, last_seen_at, memory_enabled)
+values (%(id)s, %(identity)s, %(email)s, true, 1, %(now)s, %(now)s, %(enabled)s)
 on conflict (id) do update set
   identity = coalesce(p.identity, excluded.identity),
   email = coalesce(p.email, excluded.email),
   is_first_login = (p.visits = 0),
   visits = p.visits + 1,
   last_seen_at = excluded.last_seen_at
-returning id, identity, email, is_first_login, created_at, last_seen_at
+returning id, identity, email, is_first_login, created_at, last_seen_at, memory_enabled
 """
-_PROFILE_COLUMNS = "id, identity, email, is_first_login, created_at, last_seen_at"
+_PROFILE_COLUMNS = "id, identity, email, is_first_login, created_at, last_seen_at, memory_enabled"
+# created here (e.g. by PATCH /me before any visit) it counts as visited: a later ensure is not a first login
+_SET_MEMORY_ENABLED = f"""
+insert into public.profiles as p (id, is_first_login, visits, created_at, last_seen_at, memory_enabled)
+values (%(id)s, false, 1, %(now)s, %(now)s, %(enabled)s)
+on conflict (id) do update set memory_enabled = excluded.memory_enabled
+returning {_PROFILE_COLUMNS}
+"""
 _GET_PROFILE = f"select {_PROFILE_COLUMNS} from public.profiles where id = %s"
 _GET_MEMORY = f"select {_MEMORY_COLUMNS} from public.memories where user_id = %s and category = %s and key = %s"
 _LIST_MEMORIES = f"select {_MEMORY_COLUMNS} from public.memories where user_id = %s"
 _LIST_CATEGORY = f"select {_MEMORY_COLUMNS} from public.memories where user_id = %s and category = %s"
 _DELETE_MEMORY = "delete from public.memories where user_id = %s and category = %s and key = %s returning id"
+_DELETE_FROM_THREAD = "delete from public.memories where user_id = %s and thread_id = %s returning id"
 
 
 def _utc(moment: datetime) -> datetime:
@@ -47,7 +58,7 @@ def _utc(moment: datetime) -> datetime:
 
 
 def _memory(row: tuple[Any, ...]) -> Memory:
-    mid, user_id, category, key, value, source, created_at, updated_at = row
+    mid, user_id, category, key, value, source, created_at, updated_at, thread_id, item_id = row
     return Memory(
         id=mid,
         user_id=user_id,
@@ -55,18 +66,21 @@ def _memory(row: tuple[Any, ...]) -> Memory:
         key=key,
         value=value,
         source=source,
+        thread_id=thread_id,
+        item_id=item_id,
         created_at=_utc(created_at),
         updated_at=_utc(updated_at),
     )
 
 
 def _profile(row: tuple[Any, ...]) -> Profile:
-    pid, identity, email, first, created_at, last_seen_at = row
+    pid, identity, email, first, created_at, last_seen_at, enabled = row
     return Profile(
         id=pid,
         identity=identity,
         email=email,
         is_first_login=first,
+        memory_enabled=enabled,
         created_at=_utc(created_at),
         last_seen_at=_utc(last_seen_at),
     )
@@ -77,9 +91,10 @@ class PostgresMemoryStore(MemoryStore):
         self._db = db
 
     async def _upsert(
-        self, user_id: str, category: str, key: str, value: str, source: str | None, now: datetime, new_id: str
+        self, user_id: str, category: str, key: str, value: str, origin: Provenance, now: datetime, new_id: str
     ) -> Memory:
-        rows = await self._db.run(user_id, (_UPSERT_MEMORY, [user_id, category, key, new_id, value, source, now, now]))
+        params = [user_id, category, key, new_id, value, *origin, now, now]
+        rows = await self._db.run(user_id, (_UPSERT_MEMORY, params))
         return _memory(rows[0])
 
     async def _get(self, user_id: str, category: str, key: str) -> Memory | None:
@@ -96,16 +111,29 @@ class PostgresMemoryStore(MemoryStore):
     async def _delete(self, user_id: str, category: str, key: str) -> bool:
         return bool(await self._db.run(user_id, (_DELETE_MEMORY, [user_id, category, key])))
 
+    async def _delete_from(self, user_id: str, thread_id: str) -> int:
+        return len(await self._db.run(user_id, (_DELETE_FROM_THREAD, [user_id, thread_id])))
+
 
 class PostgresProfileStore(ProfileStore):
     def __init__(self, db: Database) -> None:
         self._db = db
 
     async def _ensure(self, user_id: str, identity: str | None, email: str | None, now: datetime) -> Profile:
-        params = {"id": user_id, "identity": identity, "email": email, "now": now}
+        params = {
+            "id": user_id,
+            "identity": identity,
+            "email": email,
+            "now": now,
+            "enabled": self.default_memory_enabled,
+        }
         rows = await self._db.run(user_id, (_ENSURE_PROFILE, params))
         return _profile(rows[0])  # an upsert with RETURNING always returns its row
 
     async def _get(self, user_id: str) -> Profile | None:
         rows = await self._db.run(user_id, (_GET_PROFILE, [user_id]))
         return _profile(rows[0]) if rows else None
+
+    async def _set_memory_enabled(self, user_id: str, enabled: bool, now: datetime) -> Profile:
+        rows = await self._db.run(user_id, (_SET_MEMORY_ENABLED, {"id": user_id, "now": now, "enabled": enabled}))
+        return _profile(rows[0])

@@ -233,29 +233,59 @@ end
 return result
 """
 
-# KEYS: memories   ARGV: field, new id, user id, category, key, value, has source, source, now
-# -> the stored memory JSON (id and created_at kept on update)
+# KEYS: memories   ARGV: field, new id, user id, category, key, value, source, thread id, item id, now
+# ("" = none for source/thread id/item id: none of them can be empty when given)
+# -> the stored memory JSON (id and created_at kept on update; memories stored by older
+# releases lack thread_id/item_id, which read back as None)
 UPSERT_MEMORY = r"""
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 local m
 if old then
   m = cjson.decode(old)
 else
-  m = {id = ARGV[2], user_id = ARGV[3], category = ARGV[4], key = ARGV[5], created_at = ARGV[9]}
+  m = {id = ARGV[2], user_id = ARGV[3], category = ARGV[4], key = ARGV[5], created_at = ARGV[10]}
 end
 m.value = ARGV[6]
-if ARGV[7] == '1' then m.source = ARGV[8] else m.source = cjson.null end
-m.updated_at = ARGV[9]
+local function opt(v) if v == '' then return cjson.null end return v end
+m.source = opt(ARGV[7])
+m.thread_id = opt(ARGV[8])
+m.item_id = opt(ARGV[9])
+m.updated_at = ARGV[10]
 local encoded = cjson.encode(m)
 redis.call('HSET', KEYS[1], ARGV[1], encoded)
 return encoded
 """
 
-# KEYS: profile   ARGV: user id, has identity, identity, has email, email, now
-# -> flat HGETALL of the profile; field `first` is "1" only for the call that created it
+# KEYS: memories   ARGV: thread id   -> number of memories deleted (those learned in that thread)
+DELETE_MEMORIES_FROM = r"""
+local gone = {}
+local rows = redis.call('HGETALL', KEYS[1])
+for i = 1, #rows, 2 do
+  local m = cjson.decode(rows[i + 1])
+  if m.thread_id == ARGV[1] then gone[#gone + 1] = rows[i] end
+end
+for i = 1, #gone, 500 do
+  redis.call('HDEL', KEYS[1], unpack(gone, i, math.min(i + 499, #gone)))
+end
+return #gone
+"""
+
+# KEYS: profile   ARGV: user id, enabled ("1"/"0"), now
+# -> flat HGETALL; creates the profile (not as a first login) when missing
+SET_MEMORY_ENABLED = r"""
+if redis.call('HSETNX', KEYS[1], 'created_at', ARGV[3]) == 1 then
+  redis.call('HSET', KEYS[1], 'id', ARGV[1], 'first', '0', 'last_seen_at', ARGV[3])
+end
+redis.call('HSET', KEYS[1], 'memory_enabled', ARGV[2])
+return redis.call('HGETALL', KEYS[1])
+"""
+
+# KEYS: profile   ARGV: user id, has identity, identity, has email, email, now, memory enabled ("1"/"0")
+# -> flat HGETALL of the profile; field `first` is "1" only for the call that created it.
+# Profiles stored by older releases lack `memory_enabled` (memory on).
 ENSURE_PROFILE = r"""
 if redis.call('HSETNX', KEYS[1], 'created_at', ARGV[6]) == 1 then
-  redis.call('HSET', KEYS[1], 'id', ARGV[1], 'first', '1', 'last_seen_at', ARGV[6])
+  redis.call('HSET', KEYS[1], 'id', ARGV[1], 'first', '1', 'last_seen_at', ARGV[6], 'memory_enabled', ARGV[7])
 else
   redis.call('HSET', KEYS[1], 'first', '0', 'last_seen_at', ARGV[6])
 end
@@ -302,6 +332,8 @@ ALL = {
     "delete_attachment": DELETE_ATTACHMENT,
     "list_attachments": LIST_ATTACHMENTS,
     "upsert_memory": UPSERT_MEMORY,
+    "delete_memories_from": DELETE_MEMORIES_FROM,
+    "set_memory_enabled": SET_MEMORY_ENABLED,
     "ensure_profile": ENSURE_PROFILE,
     "forget_user": FORGET_USER,
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 import builtins
 from datetime import datetime
 
-from memory.models import Memory, Profile
+from memory.models import Memory, Profile, Provenance
 from stores.base import MemoryStore, ProfileStore, RawPage, ThreadStore, UserStore
 from stores.redis.client import RedisConnection
 from stores.redis.keys import UserKeys, encode_sort_key
@@ -139,7 +139,7 @@ class RedisMemoryStore(MemoryStore):
         self._conn = conn
 
     async def _upsert(
-        self, user_id: str, category: str, key: str, value: str, source: str | None, now: datetime, new_id: str
+        self, user_id: str, category: str, key: str, value: str, origin: Provenance, now: datetime, new_id: str
     ) -> Memory:
         keys = UserKeys(user_id)
         stored = await self._conn.script(
@@ -152,8 +152,9 @@ class RedisMemoryStore(MemoryStore):
                 category,
                 key,
                 value,
-                "0" if source is None else "1",
-                source or "",
+                origin.source or "",
+                origin.thread_id or "",
+                origin.item_id or "",
                 now.isoformat(),
             ],
         )
@@ -176,6 +177,9 @@ class RedisMemoryStore(MemoryStore):
         removed = await self._conn.hdel(UserKeys(user_id).memories, f"{category}:{key}")
         return bool(removed)
 
+    async def _delete_from(self, user_id: str, thread_id: str) -> int:
+        return int(await self._conn.script("delete_memories_from", [UserKeys(user_id).memories], [thread_id]))
+
 
 def _profile(fields: dict[str, str]) -> Profile:
     return Profile(
@@ -183,6 +187,7 @@ def _profile(fields: dict[str, str]) -> Profile:
         identity=fields.get("identity"),
         email=fields.get("email"),
         is_first_login=fields.get("first") == "1",
+        memory_enabled=fields.get("memory_enabled", "1") == "1",
         created_at=datetime.fromisoformat(fields["created_at"]),
         last_seen_at=datetime.fromisoformat(fields["last_seen_at"]),
     )
@@ -206,6 +211,7 @@ class RedisProfileStore(ProfileStore):
                 "0" if email is None else "1",
                 email or "",
                 now.isoformat(),
+                "1" if self.default_memory_enabled else "0",
             ],
         )
         return _profile(dict(zip(flat[::2], flat[1::2], strict=True)))
@@ -213,6 +219,12 @@ class RedisProfileStore(ProfileStore):
     async def _get(self, user_id: str) -> Profile | None:
         fields: dict[str, str] = await self._conn.hgetall(UserKeys(user_id).profile)
         return _profile(fields) if fields else None
+
+    async def _set_memory_enabled(self, user_id: str, enabled: bool, now: datetime) -> Profile:
+        flat = await self._conn.script(
+            "set_memory_enabled", [UserKeys(user_id).profile], [user_id, "1" if enabled else "0", now.isoformat()]
+        )
+        return _profile(dict(zip(flat[::2], flat[1::2], strict=True)))
 
 
 class RedisStore(UserStore):

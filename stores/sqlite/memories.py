@@ -10,12 +10,12 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
-from memory.models import Memory, Profile
+from memory.models import Memory, Profile, Provenance
 from stores.base import MemoryStore, ProfileStore
 from stores.sqlite.database import Database
 
-_MEMORY_COLUMNS = "id, user_id, category, key, value, source, created_at, updated_at"
-_PROFILE_COLUMNS = "id, identity, email, created_at, last_seen_at"
+_MEMORY_COLUMNS = "id, user_id, category, key, value, source, created_at, updated_at, thread_id, item_id"
+_PROFILE_COLUMNS = "id, identity, email, created_at, last_seen_at, memory_enabled"
 
 
 def dump_time(moment: datetime) -> str:
@@ -36,6 +36,8 @@ def _memory(row: Any) -> Memory:
         source=row[5],
         created_at=load_time(row[6]),
         updated_at=load_time(row[7]),
+        thread_id=row[8],
+        item_id=row[9],
     )
 
 
@@ -47,6 +49,7 @@ def _profile(row: Any, *, first_login: bool) -> Profile:
         is_first_login=first_login,
         created_at=load_time(row[3]),
         last_seen_at=load_time(row[4]),
+        memory_enabled=bool(row[5]),
     )
 
 
@@ -55,16 +58,18 @@ class SqliteMemoryStore(MemoryStore):
         self._db = db
 
     async def _upsert(
-        self, user_id: str, category: str, key: str, value: str, source: str | None, now: datetime, new_id: str
+        self, user_id: str, category: str, key: str, value: str, origin: Provenance, now: datetime, new_id: str
     ) -> Memory:
-        params = (user_id, category, key, new_id, value, source, dump_time(now), dump_time(now))
+        params = (user_id, category, key, new_id, value, *origin, dump_time(now), dump_time(now))
 
         def work(conn: sqlite3.Connection) -> Any:
             return conn.execute(
-                "INSERT INTO memories (user_id, category, key, id, value, source, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "INSERT INTO memories "
+                "(user_id, category, key, id, value, source, thread_id, item_id, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (user_id, category, key) DO UPDATE SET "
-                "value = excluded.value, source = excluded.source, updated_at = excluded.updated_at "
+                "value = excluded.value, source = excluded.source, thread_id = excluded.thread_id, "
+                "item_id = excluded.item_id, updated_at = excluded.updated_at "
                 f"RETURNING {_MEMORY_COLUMNS}",
                 params,
             ).fetchone()
@@ -96,6 +101,13 @@ class SqliteMemoryStore(MemoryStore):
 
         return await self._db.write(work, erase=True)
 
+    async def _delete_from(self, user_id: str, thread_id: str) -> int:
+        def work(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute("DELETE FROM memories WHERE user_id = ? AND thread_id = ?", (user_id, thread_id))
+            return cursor.rowcount
+
+        return await self._db.write(work)
+
 
 class SqliteProfileStore(ProfileStore):
     def __init__(self, db: Database) -> None:
@@ -103,14 +115,15 @@ class SqliteProfileStore(ProfileStore):
 
     async def _ensure(self, user_id: str, identity: str | None, email: str | None, now: datetime) -> Profile:
         stamp = dump_time(now)
+        default_enabled = self.default_memory_enabled
 
         def work(conn: sqlite3.Connection) -> Profile:
             # The insert and the touch share one IMMEDIATE transaction, so exactly one
             # caller (in any process) sees its insert succeed.
             created = conn.execute(
-                "INSERT INTO profiles (id, identity, email, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?) "
-                f"ON CONFLICT (id) DO NOTHING RETURNING {_PROFILE_COLUMNS}",
-                (user_id, identity, email, stamp, stamp),
+                "INSERT INTO profiles (id, identity, email, created_at, last_seen_at, memory_enabled) "
+                f"VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING {_PROFILE_COLUMNS}",
+                (user_id, identity, email, stamp, stamp, int(default_enabled)),
             ).fetchone()
             if created is not None:
                 return _profile(created, first_login=True)
@@ -126,3 +139,17 @@ class SqliteProfileStore(ProfileStore):
     async def _get(self, user_id: str) -> Profile | None:
         row = await self._db.fetch_one(f"SELECT {_PROFILE_COLUMNS} FROM profiles WHERE id = ?", (user_id,))
         return None if row is None else _profile(row, first_login=False)
+
+    async def _set_memory_enabled(self, user_id: str, enabled: bool, now: datetime) -> Profile:
+        stamp = dump_time(now)
+
+        def work(conn: sqlite3.Connection) -> Profile:
+            row = conn.execute(
+                "INSERT INTO profiles (id, created_at, last_seen_at, memory_enabled) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET memory_enabled = excluded.memory_enabled "
+                f"RETURNING {_PROFILE_COLUMNS}",
+                (user_id, stamp, stamp, int(enabled)),
+            ).fetchone()
+            return _profile(row, first_login=False)
+
+        return await self._db.write(work)

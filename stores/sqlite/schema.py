@@ -76,6 +76,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID
         """,
     ),
+    # version 2 (issue 9): memory provenance and the per-user memory consent switch.
+    # Existing memories have no known thread/item; existing profiles keep memory on.
+    (
+        "ALTER TABLE memories ADD COLUMN thread_id TEXT",
+        "ALTER TABLE memories ADD COLUMN item_id TEXT",
+        "CREATE INDEX memories_thread ON memories (user_id, thread_id) WHERE thread_id IS NOT NULL",
+        "ALTER TABLE profiles ADD COLUMN memory_enabled INTEGER NOT NULL DEFAULT 1",
+    ),
 )
 
 USER_TABLES: tuple[tuple[str, str], ...] = (

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from memory.settings import Settings
 from tests.fixtures.redis_servers import RedisServer
 from tests.http.conftest import RunningApp, Tokens, new_user, serve, sse_events, user_message
@@ -57,3 +59,52 @@ async def test_healthz_follows_the_store(
         assert str(fresh_redis_server.port) not in down.text
         await fresh_redis_server.astart()
         assert (await api.client.get("/healthz")).status_code == 200
+
+
+async def test_patch_me_switches_memory_off_and_on_for_the_caller_only(api: RunningApp, tokens: Tokens) -> None:
+    alice, bob = new_user(), new_user()
+    await api.services.store.profiles.ensure(bob)
+
+    off = await api.client.patch("/me", json={"memory_enabled": False}, headers=api.auth(tokens.mint(alice)))
+
+    assert off.status_code == 200 and off.json() == {"user_id": alice, "memory_enabled": False}
+    profile = await api.services.store.profiles.get(alice)
+    assert profile is not None and profile.memory_enabled is False
+    other = await api.services.store.profiles.get(bob)
+    assert other is not None and other.memory_enabled is True
+    export = (await api.client.get("/me/export", headers=api.auth(tokens.mint(alice)))).json()
+    assert export["profile"]["memory_enabled"] is False
+
+    on = await api.client.patch("/me", json={"memory_enabled": True}, headers=api.auth(tokens.mint(alice)))
+    assert on.status_code == 200 and on.json()["memory_enabled"] is True
+    profile = await api.services.store.profiles.get(alice)
+    assert profile is not None and profile.memory_enabled is True
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"not json", "not JSON"),
+        (b"{}", "nothing to change"),
+        (b"[true]", "nothing to change"),
+        (b'{"memory_enabled": "no"}', "true or false"),
+        (b'{"memory_enabled": null}', "true or false"),
+        (b'{"memory_enabled": false, "email": "x@example.com"}', "unknown field(s) email"),
+    ],
+)
+async def test_patch_me_rejects_bad_bodies_saying_what_to_send(
+    api: RunningApp, tokens: Tokens, body: bytes, expected: str
+) -> None:
+    user = new_user()
+    response = await api.client.patch(
+        "/me", content=body, headers={**api.auth(tokens.mint(user)), "Content-Type": "application/json"}
+    )
+
+    assert response.status_code == 400 and expected in response.json()["detail"]
+    assert await api.services.store.profiles.get(user) is None
+
+
+async def test_patch_me_needs_a_token(api: RunningApp) -> None:
+    response = await api.client.patch("/me", json={"memory_enabled": False})
+
+    assert response.status_code == 401

@@ -23,7 +23,7 @@ from stores.postgres.migrations import LOCK_KEY, migrate, migrations
 from tests.fixtures.postgres_servers import PostgresServer, free_port
 
 REPO = Path(__file__).resolve().parents[2]
-EXPECTED = ["0001_auth_compat", "0002_tables", "0003_rls"]
+EXPECTED = ["0001_auth_compat", "0002_tables", "0003_rls", "0005_memory_provenance"]
 TABLES = {"profiles", "memories", "chatkit_threads", "chatkit_items", "chatkit_attachments"}
 
 
@@ -60,7 +60,7 @@ async def test_migrate_from_empty_creates_schema_with_rls(empty_postgres_url: st
 
     assert applied == EXPECTED
     assert await _tables(empty_postgres_url) >= TABLES
-    assert [v for v, _ in await _versions(empty_postgres_url)] == ["0001", "0002", "0003"]
+    assert [v for v, _ in await _versions(empty_postgres_url)] == [label[:4] for label in EXPECTED]
     async with await AsyncConnection.connect(empty_postgres_url) as conn:
         cursor = await conn.execute(
             "select relname, relrowsecurity from pg_class where relname = any(%s)", [sorted(TABLES)]
@@ -98,7 +98,7 @@ async def test_two_runners_at_once_serialise_and_apply_once(empty_postgres_url: 
         results = await asyncio.gather(*runners)
 
     assert sorted(results, key=len) == [[], EXPECTED]
-    assert [v for v, _ in await _versions(empty_postgres_url)] == ["0001", "0002", "0003"]
+    assert [v for v, _ in await _versions(empty_postgres_url)] == [label[:4] for label in EXPECTED]
 
 
 async def test_foreign_profiles_table_fails_clearly_and_applies_nothing(empty_postgres_url: str) -> None:
@@ -128,7 +128,7 @@ async def test_open_without_auto_migration_names_the_command(empty_postgres_url:
 async def test_open_applies_migrations_by_default(empty_postgres_url: str) -> None:
     async with await open_store(empty_postgres_url, settings=Settings()) as store:
         await store.memories.remember(str(uuid.uuid4()), "fact", "k", "v")
-    assert [v for v, _ in await _versions(empty_postgres_url)] == ["0001", "0002", "0003"]
+    assert [v for v, _ in await _versions(empty_postgres_url)] == [label[:4] for label in EXPECTED]
 
 
 def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -141,7 +141,7 @@ def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
 def test_cli_migrate_prints_what_it_applied(empty_postgres_url: str) -> None:
     first = _cli("migrate", empty_postgres_url)
     assert first.returncode == 0, first.stderr
-    assert "applied 3 migration(s)" in first.stdout
+    assert f"applied {len(EXPECTED)} migration(s)" in first.stdout
     for label in EXPECTED:
         assert label in first.stdout
 

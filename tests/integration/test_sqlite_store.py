@@ -36,6 +36,7 @@ from chatkit.types import (
 from memory.settings import get_settings
 from stores import StoreError, StoreUnavailableError, UserStore, open_store
 from stores.errors import StoreClosedError
+from stores.sqlite.schema import MIGRATIONS
 from stores.sqlite.threads import _PAGES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -350,7 +351,7 @@ async def test_schema_is_versioned_and_reopening_runs_no_migration(tmp_path: Pat
             export_before = export_before or export
             assert export == export_before and export["threads"]
 
-    assert await rows(path, "SELECT v FROM schema_version") == [(1,)]
+    assert await rows(path, "SELECT v FROM schema_version") == [(v,) for v in range(1, len(MIGRATIONS) + 1)]
     assert await rows(path, "SELECT type, name, sql FROM sqlite_master ORDER BY name") == schema_before
     tables = {name for kind, name, _ in schema_before if kind == "table"}
     assert tables == {"schema_version", "threads", "items", "attachments", "memories", "profiles"}
