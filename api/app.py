@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from api.accesslog import install_access_log_redaction
+from api.baseurl import RequestBaseUrlMiddleware
 from api.errors import install_error_handlers
 from api.routes import chatkit, files, livekit, me, memories, profile, threads
 from api.services import start_services, stop_services
@@ -39,6 +41,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
             max_age=600,
         )
+    app.add_middleware(RequestBaseUrlMiddleware)
+    install_access_log_redaction()
     install_error_handlers(app)
     app.include_router(chatkit.router)
     app.include_router(livekit.router)

@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     allowed_upload_mime_types: str = "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain"
     max_request_bytes: int = Field(default=1024 * 1024, gt=0)
-    public_base_url: str = "http://127.0.0.1:8000"
+    public_base_url: str | None = None  # how browsers reach the API; unset = taken from each request
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_cors_origins: str = ""  # comma-separated browser origins allowed to call the API, e.g. http://localhost:5173

@@ -17,10 +17,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlencode
 
+from chatkit.store import NotFoundError
 from chatkit.types import AttachmentUploadDescriptor
 
+from api.baseurl import request_base_url
 from api.files.signing import UrlSigner
 from stores.ids import validate_object_id, validate_user_id
+
+ERASED_DURING_UPLOAD = "the attachment was deleted while its bytes were uploading; create it again"
 
 
 class UploadTooLarge(Exception):
@@ -34,14 +38,14 @@ class LocalFileStorage:
         self,
         root: Path,
         *,
-        base_url: str,
+        base_url: str | None,
         signer: UrlSigner,
         max_bytes: int,
         allowed_mime_types: frozenset[str],
         url_ttl_seconds: int,
     ) -> None:
         self.root = root.resolve()
-        self.base_url = base_url.rstrip("/")
+        self.base_url = base_url.rstrip("/") if base_url else None
         self.signer = signer
         self.max_bytes = max_bytes
         self.allowed_mime_types = allowed_mime_types
@@ -54,6 +58,13 @@ class LocalFileStorage:
         """Where the bytes live; ids are validated so no path can leave the user's directory."""
         return self.root / validate_user_id(user_id) / validate_object_id(attachment_id, "attachment id")
 
+    def _base_url(self) -> str:
+        """PUBLIC_BASE_URL when set, else the base URL of the request being served."""
+        base = self.base_url or request_base_url()
+        if base is None:
+            raise RuntimeError("no PUBLIC_BASE_URL and no HTTP request to derive links from; set PUBLIC_BASE_URL")
+        return base
+
     # -- FileStorage ----------------------------------------------------------
     async def upload_descriptor(
         self, user_id: str, attachment_id: str, mime_type: str, size: int
@@ -63,14 +74,14 @@ class LocalFileStorage:
         query = urlencode(
             {"u": validate_user_id(user_id), "size": size, "mime": mime_type, "exp": expires, "sig": signature}
         )
-        url = f"{self.base_url}/files/{validate_object_id(attachment_id, 'attachment id')}/upload?{query}"
+        url = f"{self._base_url()}/files/{validate_object_id(attachment_id, 'attachment id')}/upload?{query}"
         return AttachmentUploadDescriptor(url=url, method="POST", headers={})  # type: ignore[arg-type]
 
     async def preview_url(self, user_id: str, attachment_id: str) -> str:
         expires = int(time.time()) + self.url_ttl_seconds
         signature = self.signer.sign("content", user_id, attachment_id, expires=expires)
         query = urlencode({"u": validate_user_id(user_id), "exp": expires, "sig": signature})
-        return f"{self.base_url}/files/{validate_object_id(attachment_id, 'attachment id')}/content?{query}"
+        return f"{self._base_url()}/files/{validate_object_id(attachment_id, 'attachment id')}/content?{query}"
 
     async def delete(self, user_id: str, attachment_id: str) -> None:
         path = self.path(user_id, attachment_id)
@@ -96,9 +107,12 @@ class LocalFileStorage:
     async def write(self, user_id: str, attachment_id: str, chunks: AsyncIterator[bytes], *, limit: int) -> int:
         """Store the bytes atomically (temp file + rename); `UploadTooLarge` past `limit` bytes."""
         final = self.path(user_id, attachment_id)
-        await asyncio.to_thread(final.parent.mkdir, parents=True, exist_ok=True)
         temp = final.parent / f".upload-{attachment_id}-{uuid.uuid4().hex}"
-        handle = await asyncio.to_thread(open, temp, "wb")
+        try:
+            await asyncio.to_thread(final.parent.mkdir, parents=True, exist_ok=True)
+            handle = await asyncio.to_thread(open, temp, "wb")
+        except FileNotFoundError:  # the user's directory was erased (DELETE /me) in between
+            raise NotFoundError(ERASED_DURING_UPLOAD) from None
         written = 0
         try:
             try:
@@ -110,6 +124,9 @@ class LocalFileStorage:
             finally:
                 await asyncio.to_thread(handle.close)
             await asyncio.to_thread(os.replace, temp, final)
+        except FileNotFoundError:  # DELETE /me removed the directory, temp file included, mid-upload
+            await asyncio.to_thread(temp.unlink, missing_ok=True)
+            raise NotFoundError(ERASED_DURING_UPLOAD) from None
         except BaseException:
             await asyncio.to_thread(temp.unlink, missing_ok=True)
             raise

@@ -29,4 +29,6 @@ class UrlSigner:
         """True if the signature matches and has not expired."""
         if expires < (time.time() if now is None else now):
             return False
-        return hmac.compare_digest(self.sign(purpose, *fields, expires=expires), signature)
+        # compare bytes: compare_digest(str, str) raises TypeError on non-ASCII input (a 500 for anyone)
+        expected = self.sign(purpose, *fields, expires=expires).encode()
+        return hmac.compare_digest(expected, signature.encode("utf-8", "surrogateescape"))

@@ -16,6 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 from api.auth import AuthenticatedUser, CurrentUser
 from api.body import read_limited_body
 from api.context import RequestContext
+from api.limits import apply_input_limits
 from api.services import Services
 from stores import StoreUnavailableError
 
@@ -77,6 +78,7 @@ async def chatkit_endpoint(request: Request, user: CurrentUser) -> Response:
         parsed = _REQUEST.validate_json(body)
     except ValidationError as exc:
         raise HTTPException(status_code=400, detail=f"malformed ChatKit request: {_first_error(exc)}") from None
+    apply_input_limits(parsed)
     context = RequestContext(user_id=user.user_id)
     if not isinstance(parsed, ThreadsDeleteReq):  # deleting stays idempotent
         await _check_references(parsed, services, context)

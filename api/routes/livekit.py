@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, ValidationError
 from api.auth import CurrentUser
 from api.body import read_limited_body
 from api.services import Services
+from api.text import clean_display_name
 
 router = APIRouter()
 
@@ -58,17 +59,18 @@ async def livekit_token(request: Request, user: CurrentUser) -> TokenResponse:
     body = await read_limited_body(request, MAX_BODY)
     try:
         wanted = TokenRequest.model_validate(json.loads(body) if body.strip() else {})
-    except (ValueError, ValidationError):
+    except (ValueError, ValidationError, RecursionError):  # RecursionError: absurdly nested JSON
         raise HTTPException(
             status_code=400,
             detail='expected JSON like {"room": "kitchen"} (room: 1-64 letters, digits, "_" or "-"), or no body',
         ) from None
     room = user_room(user.user_id, wanted.room)
+    name = clean_display_name(wanted.name) if wanted.name else ""
     expires_at = datetime.now(UTC) + TOKEN_TTL
     token = (
         lk.AccessToken(settings.livekit_api_key, settings.livekit_api_secret.get_secret_value())
         .with_identity(user.user_id)
-        .with_name(wanted.name or user.email or user.user_id)
+        .with_name(name or user.email or user.user_id)
         .with_ttl(TOKEN_TTL)
         .with_grants(
             lk.VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True, can_publish_data=True)
