@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from api.files import FileStorageError
-from stores import StoreUnavailableError
+from stores import StoreTimeoutError, StoreUnavailableError
 
 logger = logging.getLogger("memory_agent.api")
 
@@ -40,11 +40,12 @@ async def _internal(request: Request, exc: Exception) -> JSONResponse:
 
 async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     logger.warning("%s %s: %s", request.method, request.url.path, _detail(exc))
-    message = (
-        _detail(exc)
-        if isinstance(exc, FileStorageError)
-        else "the data store is unavailable right now; try again shortly"
-    )
+    if isinstance(exc, FileStorageError):
+        message = _detail(exc)
+    elif isinstance(exc, StoreTimeoutError):
+        message = "the data store did not answer in time (it may be overloaded or hung); try again shortly"
+    else:
+        message = "the data store is unavailable right now; try again shortly"
     return JSONResponse({"detail": message}, status_code=503, headers={"Retry-After": "5"})
 
 

@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     store_url: str = "sqlite:///./data/memory-agent.db"
     store_fallback: Literal["", "memory"] = ""
     store_connect_timeout: float = Field(default=5.0, gt=0)
+    store_op_timeout: float = Field(default=5.0, gt=0)  # deadline of one store operation (hung server)
     store_thread_ttl_seconds: int | None = Field(default=None, gt=0)
     store_migrate_on_open: bool = True
     store_rls: Literal["auto", "on", "off"] = "auto"

@@ -3,7 +3,7 @@
 from chatkit.store import NotFoundError
 
 from stores.base import MemoryStore, ProfileStore, ThreadStore, UserStore
-from stores.errors import StoreError, StoreUnavailableError, redact_url
+from stores.errors import StoreError, StoreTimeoutError, StoreUnavailableError, redact_url
 from stores.files import FileStorage
 from stores.registry import open_store, startup_problem
 
@@ -13,6 +13,7 @@ __all__ = [
     "NotFoundError",
     "ProfileStore",
     "StoreError",
+    "StoreTimeoutError",
     "StoreUnavailableError",
     "ThreadStore",
     "UserStore",

@@ -23,6 +23,21 @@ class StoreUnavailableError(StoreError):
     """The backend cannot be reached (at open time or during an operation)."""
 
 
+class StoreTimeoutError(StoreUnavailableError):
+    """One operation did not finish within STORE_OP_TIMEOUT: the server hangs (or is far too slow).
+
+    Its connection was discarded, so a late answer can never reach another call.
+    """
+
+
+def timeout_error(what: str, timeout: float) -> StoreTimeoutError:
+    """The one "did not answer in time" error every backend raises (`what` names the store, URL redacted)."""
+    return StoreTimeoutError(
+        f"the {what} did not answer within STORE_OP_TIMEOUT={timeout:g}s; the connection was dropped. "
+        "Check that the server is running and not overloaded or paused, or raise STORE_OP_TIMEOUT"
+    )
+
+
 class StoreClosedError(StoreError):
     """The store was closed with `aclose()`: a programming error, not an outage."""
 

@@ -139,7 +139,14 @@ async def open(url: str, settings: Settings) -> PostgresStore:
             f"cannot open a connection pool to {config.redacted} ({scrub(reason, url)}); "
             "check that the server is running and accepts more connections"
         ) from None
-    db = Database(pool, url, config.redacted, rls=rls, rls_required=settings.store_rls == "on")
+    db = Database(
+        pool,
+        url,
+        config.redacted,
+        rls=rls,
+        rls_required=settings.store_rls == "on",
+        op_timeout=settings.store_op_timeout,
+    )
     return PostgresStore(db, config.redacted, erase_vacuum=settings.store_erase_vacuum)
 
 

@@ -20,6 +20,15 @@ key), so re-running one whose commit may or may not have happened is safe; a cal
 returns after the server reported success, so nothing acknowledged is lost. A second
 failure raises `StoreUnavailableError`.
 
+A hung server (paused, behind a proxy that stopped forwarding, a network that drops
+packets silently) is cut off by one deadline per call, STORE_OP_TIMEOUT: waiting for a
+pooled connection, the query and the retry all count against it. On expiry the
+connection's socket is shut down under the query, which then fails at once; the
+connection is thereby broken and the pool discards it instead of ever handing it to
+another call (psycopg's own cancellation would wait up to 10 s on a dead server first).
+The server also gets `statement_timeout` for the transaction, so a slow query does not
+keep running there after we gave up.
+
 Every other driver error becomes a store error too, so callers never see psycopg's
 classes: errors that mean "not now" (the server shutting down or starting up, out of
 resources, a read-only database) raise `StoreUnavailableError`, the rest (privileges,
@@ -29,8 +38,12 @@ schema, data) `StoreError`. Only `ForeignKeyViolation` passes through, because
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
+import os
+import socket
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -39,7 +52,7 @@ import psycopg
 from psycopg import AsyncClientCursor, AsyncConnection, errors
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
-from stores.errors import StoreError, StoreUnavailableError, closed_error, scrub
+from stores.errors import StoreError, StoreTimeoutError, StoreUnavailableError, closed_error, scrub, timeout_error
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +61,9 @@ Statement = tuple[str, Params]
 Row = tuple[Any, ...]
 _BIND_SQL = "select set_config('role', 'authenticated', true), set_config('request.jwt.claims', %s, true)"
 _RETRIABLE = (errors.SerializationFailure, errors.DeadlockDetected)
+_TIMEOUT_SQL = "select set_config('statement_timeout', %s, true)"
+DEFAULT_OP_TIMEOUT = 5.0
+_ABANDON_WAIT = 1.0  # how long a query whose socket was shut down may take to notice
 
 
 def is_canonical_uuid(user_id: str) -> bool:
@@ -61,8 +77,18 @@ def is_canonical_uuid(user_id: str) -> bool:
 class Database:
     """A psycopg pool plus the per-call transaction (user binding, one retry on a lost connection)."""
 
-    def __init__(self, pool: AsyncConnectionPool, url: str, redacted: str, *, rls: bool, rls_required: bool) -> None:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        url: str,
+        redacted: str,
+        *,
+        rls: bool,
+        rls_required: bool,
+        op_timeout: float = DEFAULT_OP_TIMEOUT,
+    ) -> None:
         self.pool = pool
+        self.op_timeout = op_timeout
         self.rls = rls
         self._rls_required = rls_required
         self._url = url
@@ -88,30 +114,33 @@ class Database:
         parts = list(statements)
         if self._binds(user_id):
             parts.insert(0, (_BIND_SQL, [json.dumps({"sub": user_id, "role": "authenticated"})]))
+        parts.insert(0, (_TIMEOUT_SQL, [f"{max(1, round(self.op_timeout * 1000))}ms"]))
         return ";\n".join(cursor.mogrify(query, params) for query, params in parts)
 
     async def run(self, user_id: str | None, *statements: Statement) -> list[Row]:
         """Run `statements` in one round trip and one transaction as `user_id`; rows of the last one.
 
-        Retries once if the connection was lost (see the module docstring).
+        Retries once if the connection was lost; StoreTimeoutError after STORE_OP_TIMEOUT
+        (see the module docstring).
         """
         if self._closed:
             raise closed_error(f"Postgres store at {self._redacted}")
         self._binds(user_id)  # a ValueError before any I/O
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.op_timeout
         for attempt in (1, 2):
             conn: AsyncConnection | None = None
             try:
-                async with self.pool.connection() as conn:
-                    cursor = AsyncClientCursor(conn)
-                    await cursor.execute(self.script(cursor, user_id, statements).encode())
-                    rows: list[Row] = []
-                    while True:
-                        rows = await cursor.fetchall() if cursor.description is not None else []
-                        if not cursor.nextset():
-                            return rows
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise self._timeout()
+                async with self.pool.connection(timeout=remaining) as conn:
+                    return await self._within_deadline(conn, user_id, statements, deadline)
             except PoolClosed:
                 raise closed_error(f"Postgres store at {self._redacted}") from None  # closed while waiting
             except PoolTimeout as exc:
+                if loop.time() >= deadline - 0.01:
+                    raise self._timeout() from None  # every connection busy (or hung) for the whole deadline
                 raise self._unavailable(exc) from None
             except _RETRIABLE as exc:
                 if attempt == 2:
@@ -128,7 +157,7 @@ class Database:
                     self._redacted,
                     self._reason(exc),
                 )
-                await self.pool.check()
+                await self._check_pool(deadline)
             except psycopg.Error as exc:
                 raise self._error(exc) from None
         raise AssertionError("unreachable")  # pragma: no cover
@@ -144,6 +173,39 @@ class Database:
             raise self._unavailable(exc) from None
         except psycopg.Error as exc:
             raise self._error(exc) from None
+
+    async def _within_deadline(
+        self, conn: AsyncConnection, user_id: str | None, statements: Sequence[Statement], deadline: float
+    ) -> list[Row]:
+        """Run the script on `conn`; past `deadline` (or when cancelled) break the connection and give up."""
+        query = asyncio.ensure_future(self._execute(conn, user_id, statements))
+        try:
+            done, _ = await asyncio.wait({query}, timeout=max(0.0, deadline - asyncio.get_running_loop().time()))
+        except asyncio.CancelledError:
+            await _abandon(conn, query)
+            raise
+        if not done:
+            await _abandon(conn, query)
+            raise self._timeout()
+        return query.result()
+
+    async def _execute(self, conn: AsyncConnection, user_id: str | None, statements: Sequence[Statement]) -> list[Row]:
+        cursor = AsyncClientCursor(conn)
+        await cursor.execute(self.script(cursor, user_id, statements).encode())
+        rows: list[Row] = []
+        while True:
+            rows = await cursor.fetchall() if cursor.description is not None else []
+            if not cursor.nextset():
+                return rows
+
+    async def _check_pool(self, deadline: float) -> None:
+        """Let the pool drop its dead idle connections, without waiting past the deadline for it."""
+        check = asyncio.ensure_future(self.pool.check())
+        await asyncio.wait({check}, timeout=max(0.0, deadline - asyncio.get_running_loop().time()))
+        check.add_done_callback(_consume)
+
+    def _timeout(self) -> StoreTimeoutError:
+        return timeout_error(f"Postgres store at {self._redacted}", self.op_timeout)
 
     def _reason(self, exc: BaseException) -> str:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -177,3 +239,31 @@ class Database:
     async def close(self) -> None:
         self._closed = True
         await self.pool.close()
+
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    """Retrieve a background task's outcome so asyncio does not log it as never retrieved."""
+    if not task.cancelled():
+        task.exception()
+
+
+def _sever(conn: AsyncConnection) -> None:
+    """Shut the connection's socket down: the pending read wakes with EOF and libpq marks it broken."""
+    with contextlib.suppress(Exception):
+        fd = conn.pgconn.socket
+        with socket.socket(fileno=os.dup(fd)) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+async def _abandon(conn: AsyncConnection, query: asyncio.Future[list[Row]]) -> None:
+    """Give up on a query: break its connection (so the pool discards it) and let the query end."""
+    _sever(conn)
+    query.add_done_callback(_consume)
+    try:
+        await asyncio.wait({query}, timeout=_ABANDON_WAIT)
+    finally:
+        if query.done():
+            with contextlib.suppress(Exception):
+                conn.pgconn.finish()  # its socket is dead either way: the pool must never hand it out again
+        else:
+            query.cancel()  # (not finished here: its task still has the socket registered with the loop)

@@ -31,7 +31,8 @@ async def open(url: str, settings: Settings) -> RedisStore:
     """
     config = parse_redis_url(url, settings.store_thread_ttl_seconds)
     timeout = settings.store_connect_timeout
-    conn = RedisConnection(make_client(config, timeout), config)
+    op_timeout = settings.store_op_timeout
+    conn = RedisConnection(make_client(config, timeout, op_timeout), config, op_timeout)
     try:
         async with asyncio.timeout(timeout * _OPEN_DEADLINE_SHARE):
             await conn.check()

@@ -25,7 +25,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from stores.errors import StoreError, StoreUnavailableError, closed_error
+from stores.errors import StoreError, StoreUnavailableError, closed_error, timeout_error
 from stores.redis import scripts
 from stores.redis.url import RedisUrl
 
@@ -41,13 +41,20 @@ _UNAVAILABLE = (
 )
 
 
-def make_client(config: RedisUrl, connect_timeout: float) -> Client:
-    """A client with a bounded connect timeout and a short retry, so outages surface in seconds."""
+DEFAULT_OP_TIMEOUT = 5.0
+
+
+def make_client(config: RedisUrl, connect_timeout: float, op_timeout: float = DEFAULT_OP_TIMEOUT) -> Client:
+    """A client with bounded connect and read timeouts and a short retry, so outages surface in seconds.
+
+    A read that times out (or is cancelled by the operation deadline) makes redis-py
+    disconnect that connection, so a late reply can never be read by another command.
+    """
     common: dict[str, Any] = {
         "username": config.username,
         "password": config.password,
         "socket_connect_timeout": connect_timeout,
-        "socket_timeout": max(10.0, 2 * connect_timeout),
+        "socket_timeout": op_timeout,
         "decode_responses": True,
         "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2),
         "client_name": "memory-agent",
@@ -70,9 +77,10 @@ def describe(exc: BaseException) -> str:
 class RedisConnection:
     """The store's client, its registered Lua scripts and the error mapping for every call."""
 
-    def __init__(self, client: Client, config: RedisUrl) -> None:
+    def __init__(self, client: Client, config: RedisUrl, op_timeout: float = DEFAULT_OP_TIMEOUT) -> None:
         self.client = client
         self.config = config
+        self.op_timeout = op_timeout
         self.cluster = isinstance(client, RedisCluster)
         self.thread_ttl = config.thread_ttl or 0
         # redis-py's pools raise when exhausted; callers past the pool size wait here instead
@@ -87,6 +95,8 @@ class RedisConnection:
         reason = describe(exc)
         if self.config.password:
             reason = reason.replace(self.config.password, "***")
+        if isinstance(exc, RedisTimeoutError):
+            return timeout_error(f"Redis store at {self.config.redacted}", self.op_timeout)
         if isinstance(exc, _UNAVAILABLE):
             return StoreUnavailableError(
                 f"Redis at {self.config.redacted} is unavailable ({reason}); check that the server is running "
@@ -95,23 +105,30 @@ class RedisConnection:
         return StoreError(f"Redis at {self.config.redacted} failed ({reason})")
 
     async def run(self, awaitable: Awaitable[T]) -> T:
-        """Await one driver call within the pool limit, mapping driver errors to store errors."""
+        """Await one driver call within the pool limit and STORE_OP_TIMEOUT, mapping driver errors to store errors.
+
+        The deadline covers the wait for a pool slot, the call and redis-py's retries.
+        """
         if self.closed:
             if isinstance(awaitable, Coroutine):
                 awaitable.close()
             raise closed_error(f"Redis store at {self.config.redacted}")
+        started = False
         try:
-            await self._slots.acquire()
-        except BaseException:
-            if isinstance(awaitable, Coroutine):
-                awaitable.close()  # cancelled while waiting: the call never started
-            raise
-        try:
-            return await awaitable
+            async with asyncio.timeout(self.op_timeout):
+                await self._slots.acquire()
+                try:
+                    started = True
+                    return await awaitable
+                finally:
+                    self._slots.release()
+        except TimeoutError:
+            raise timeout_error(f"Redis store at {self.config.redacted}", self.op_timeout) from None
         except (RedisError, *_UNAVAILABLE) as exc:
             raise self.error(exc) from exc
         finally:
-            self._slots.release()
+            if not started and isinstance(awaitable, Coroutine):
+                awaitable.close()  # timed out or cancelled while waiting: the call never started
 
     async def script(self, name: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
         """Run one registered script (EVALSHA; redis-py reloads it after NOSCRIPT, e.g. after a restart)."""

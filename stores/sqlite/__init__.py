@@ -23,7 +23,7 @@ async def open(url: str, settings: Settings) -> SqliteStore:
     """
     location = parse_url(url)
     path = await asyncio.to_thread(prepare, location.path)
-    return SqliteStore(url, await Database.open(path, location.busy_timeout_ms))
+    return SqliteStore(url, await Database.open(path, location.busy_timeout_ms, settings.store_op_timeout))
 
 
 __all__ = ["SqliteStore", "open"]

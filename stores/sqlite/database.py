@@ -8,10 +8,16 @@ cancelled caller cannot leave a transaction open, and other processes on the sam
 file wait on the file lock (busy_timeout) instead of failing. Reads are single
 statements on the reader; WAL lets them run while another connection writes, and
 each sees only committed data.
+
+Every call has a deadline, STORE_OP_TIMEOUT (a stuck disk, or another process holding
+the write lock longer than that): the caller gets StoreTimeoutError naming the file.
+The queued call itself cannot be interrupted on its thread and may still complete
+later; every store write is an idempotent upsert or delete, so a retry is safe.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -20,7 +26,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from stores.errors import StoreError, StoreUnavailableError, closed_error
+from stores.errors import StoreError, StoreUnavailableError, closed_error, timeout_error
 from stores.sqlite import schema
 
 logger = logging.getLogger(__name__)
@@ -31,6 +37,7 @@ _CONFIGURATION_ERRORS = frozenset(
     {sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH}
 )
 Params = Sequence[Any] | dict[str, Any]
+DEFAULT_OP_TIMEOUT = 5.0
 
 
 async def _on_thread(conn: aiosqlite.Connection, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -96,14 +103,21 @@ def _configure(conn: sqlite3.Connection, busy_timeout_ms: int, *, writer: bool) 
 class Database:
     """The store's connections; `aclose()` closes them."""
 
-    def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+    def __init__(
+        self,
+        path: Path,
+        writer: aiosqlite.Connection,
+        reader: aiosqlite.Connection,
+        op_timeout: float = DEFAULT_OP_TIMEOUT,
+    ) -> None:
         self.path = path
+        self.op_timeout = op_timeout
         self._writer = writer
         self._reader = reader
         self._closed = False
 
     @classmethod
-    async def open(cls, path: Path, busy_timeout_ms: int) -> Database:
+    async def open(cls, path: Path, busy_timeout_ms: int, op_timeout: float = DEFAULT_OP_TIMEOUT) -> Database:
         """Connect, switch to WAL, apply migrations; a StoreError naming the file if unusable."""
         opened: list[aiosqlite.Connection] = []
         try:
@@ -130,7 +144,7 @@ class Database:
                     "database (or a file that does not exist yet) in a directory this process may write to"
                 ) from None
             raise
-        return cls(path, writer, reader)
+        return cls(path, writer, reader, op_timeout)
 
     async def write(self, work: Callable[[sqlite3.Connection], T], *, erase: bool = False) -> T:
         """Run `work(conn)` as one atomic write transaction on the writer's thread.
@@ -140,7 +154,9 @@ class Database:
         """
         self._check_open()
         try:
-            result = await _on_thread(self._writer, _transaction, work, erase)
+            result = await asyncio.wait_for(_on_thread(self._writer, _transaction, work, erase), self.op_timeout)
+        except TimeoutError:
+            raise timeout_error(f"SQLite store {self.path}", self.op_timeout) from None
         except sqlite3.Error as exc:
             raise self._failure(exc) from None
         return result
@@ -149,7 +165,9 @@ class Database:
         """All rows of one read statement (a consistent snapshot of committed data)."""
         self._check_open()
         try:
-            return list(await self._reader.execute_fetchall(sql, params))
+            return list(await asyncio.wait_for(self._reader.execute_fetchall(sql, params), self.op_timeout))
+        except TimeoutError:
+            raise timeout_error(f"SQLite store {self.path}", self.op_timeout) from None
         except sqlite3.Error as exc:
             raise self._failure(exc) from None
 
