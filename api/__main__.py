@@ -7,6 +7,7 @@ import sys
 
 from memory.settings import get_settings
 
+EXIT_CONFIG = 2  # the configuration cannot work (same code as `python -m agent`)
 EXIT_STORE = 3  # the store did not answer at start-up (same code as `python -m agent`)
 
 
@@ -35,8 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from api import create_app
+    from api.auth import auth_config_problem
     from stores import startup_problem
 
+    problem = auth_config_problem(settings)
+    if problem is not None:
+        print(f"memory-agent api: cannot start: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
     problem = startup_problem(settings)
     if problem is not None:
         print(f"memory-agent api: cannot start: {problem}", file=sys.stderr)

@@ -46,6 +46,25 @@ def supabase_issuer(supabase_url: str) -> str:
     return supabase_url.rstrip("/") + "/auth/v1"
 
 
+def auth_config_problem(settings: Settings) -> str | None:
+    """What is missing for the API to verify any user's token, naming what to set (None when ready).
+
+    Without an issuer every request would be a 401: refuse to start instead, like the agent CLI.
+    """
+    url = (settings.supabase_url or "").strip()
+    if not url:
+        return (
+            "SUPABASE_URL is not set: the API verifies Supabase access tokens against that project's issuer "
+            "(<SUPABASE_URL>/auth/v1) and signing keys (JWKS). Set SUPABASE_URL=https://<ref>.supabase.co "
+            "(Supabase dashboard -> Project Settings -> API); for HS256 projects or local dev tokens also set "
+            "SUPABASE_JWT_SECRET. Local development without Supabase: SUPABASE_URL=http://127.0.0.1:54321 and "
+            "SUPABASE_JWT_SECRET=<32+ random characters>, then `python -m api token you@example.com`."
+        )
+    if not url.startswith(("https://", "http://")):
+        return f"SUPABASE_URL must be an http(s) URL such as https://<ref>.supabase.co (got {url[:40]!r})"
+    return None
+
+
 class TokenVerifier:
     """Verifies Supabase access tokens; one instance per app (it owns the JWKS cache)."""
 

@@ -1,10 +1,7 @@
 #!/usr/bin/env bash
-# Create .venv (Python 3.11+) and install the project with its dev tools from pyproject.toml.
+# Create .venv and install exactly the locked dependency set (uv.lock) with the dev tools.
+# Fast when nothing changed: uv only checks the environment against the lock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON="${PYTHON:-python3}"
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
-fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[dev]'
+source scripts/uv.sh
+"$UV" sync --locked --extra dev --quiet

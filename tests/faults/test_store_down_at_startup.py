@@ -32,6 +32,7 @@ def _env(store_url: str) -> dict[str, str]:
         "LIVEKIT_API_KEY": "devkey",
         "LIVEKIT_API_SECRET": SECRETS[1],
         "OPENAI_API_KEY": SECRETS[2],
+        "SUPABASE_URL": "https://example.supabase.co",  # the API checks its auth settings before the store
     }
 
 

@@ -107,3 +107,20 @@ async def test_python_m_api_serves_and_stops_cleanly(tmp_path: Path) -> None:
         output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode == 0, output.decode(errors="replace")
     assert (tmp_path / "files").is_dir()
+
+
+async def test_python_m_api_serve_refuses_to_start_without_an_issuer(tmp_path: Path) -> None:
+    store = {"STORE_URL": f"sqlite:///{tmp_path / 'store.db'}", "FILES_URL": f"file://{tmp_path / 'files'}"}
+    for bad in ({}, {"SUPABASE_URL": "   "}, {"SUPABASE_URL": "example.supabase.co"}):
+        result = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "api", "serve", "--port", str(free_port())],
+            env=env(**store, **bad),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 2, (bad, result.stderr)
+        assert "SUPABASE_URL" in result.stderr and "https://<ref>.supabase.co" in result.stderr
+    assert not (tmp_path / "store.db").exists()  # refused before touching the store
