@@ -3,6 +3,7 @@ roles, nothing on the migrations table, and the owner's own path still working (
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -37,10 +38,8 @@ def supabase_like(postgres_server: PostgresServer) -> Iterator[SupabaseLike]:
     with psycopg.connect(admin_url, autocommit=True) as admin:
         for role in ("anon", "authenticated", "service_role"):
             if admin.execute("select 1 from pg_roles where rolname = %s", [role]).fetchone() is None:
-                try:
+                with contextlib.suppress(errors.DuplicateObject):  # roles are cluster-wide
                     admin.execute(sql.SQL("create role {} nologin noinherit").format(sql.Identifier(role)))
-                except errors.DuplicateObject:
-                    pass
         admin.execute(sql.SQL("create role {} login").format(sql.Identifier(owner)))
         admin.execute(
             sql.SQL("grant create on database {} to {}").format(sql.Identifier(dbname), sql.Identifier(owner))
