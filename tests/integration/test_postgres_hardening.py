@@ -8,6 +8,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 import psycopg
 import pytest
@@ -114,7 +115,9 @@ async def test_rls_is_forced_on_every_table(supabase_like: SupabaseLike) -> None
 
 
 @pytest.mark.parametrize("rls", ["off", "auto"])
-async def test_the_owner_path_keeps_working_with_forced_rls(supabase_like: SupabaseLike, rls: str) -> None:
+async def test_the_owner_path_keeps_working_with_forced_rls(
+    supabase_like: SupabaseLike, rls: Literal["off", "auto"]
+) -> None:
     await _migrated(supabase_like)
     uuid_user = str(uuid.uuid4())
     other_user = f"caller.{uuid.uuid4().hex[:6]}@example.com"  # not a UUID: always the owner path
