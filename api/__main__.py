@@ -50,7 +50,14 @@ def main(argv: list[str] | None = None) -> int:
 
     host = getattr(args, "host", None) or settings.api_host
     port = getattr(args, "port", None) or settings.api_port
-    uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=True, log_level="info")
+    from api.devlogin import DevLoginRefused
+
+    try:
+        app = create_app(settings)
+    except DevLoginRefused as exc:
+        print(f"memory-agent api: cannot start: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(app, host=host, port=port, proxy_headers=True, log_level="info")
     return 0
 
 

@@ -10,15 +10,16 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api.accesslog import install_access_log_redaction
 from api.baseurl import RequestBaseUrlMiddleware
+from api.devlogin import prepare_dev_login
 from api.errors import install_error_handlers
-from api.routes import chatkit, files, livekit, me, memories, profile, threads
+from api.routes import chatkit, files, inspector, livekit, me, memories, profile, threads
 from api.services import start_services, stop_services
 from memory.settings import Settings, get_settings
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the store and clients are opened when it starts and closed when it stops."""
-    settings = settings or get_settings()
+    settings = prepare_dev_login(settings or get_settings())  # refuses API_DEV_LOGIN on a real project
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,4 +52,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(profile.router)
     app.include_router(memories.router)
     app.include_router(threads.router)
+    app.include_router(inspector.router)
     return app

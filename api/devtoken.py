@@ -28,7 +28,7 @@ def mint_dev_token(settings: Settings, identity: str, *, ttl_seconds: int = DEFA
         raise DevTokenError("the token lifetime must be between 1 second and 24 hours")
     now = int(time.time())
     claims = {
-        "sub": identity_to_uuid(identity),
+        "sub": identity_to_uuid(identity, settings.identity_namespace),
         "aud": settings.supabase_jwt_audience,
         "iss": supabase_issuer(settings.supabase_url),
         "role": USER_ROLE,

@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     supabase_jwt_secret: SecretStr | None = None
     supabase_jwt_audience: str = "authenticated"
     supabase_service_role_key: SecretStr | None = None
+    supabase_anon_key: str | None = None  # public "anon" key: the inspector page signs in with supabase-js
     files_url: str = "file://./data/files"
     files_signing_key: SecretStr | None = None  # HMAC key for signed local file links (random per process if unset)
     files_url_ttl_seconds: int = Field(default=900, gt=0, le=86400)  # lifetime of signed upload/preview URLs
@@ -69,6 +70,7 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_cors_origins: str = ""  # comma-separated browser origins allowed to call the API, e.g. http://localhost:5173
+    api_dev_login: bool = False  # one-click local identity on the inspector page; refused unless SUPABASE_URL is local
 
 
 @lru_cache(maxsize=1)

@@ -2,56 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from chatkit.types import (
-    ActiveStatus,
-    AssistantMessageContent,
-    AssistantMessageItem,
-    InferenceOptions,
-    ThreadMetadata,
-    UserMessageItem,
-    UserMessageTextContent,
-)
-
 from tests.http.conftest import RunningApp, Tokens, new_user, sse_events, user_message
-
-
-async def _voice_thread(api: RunningApp, user: str, said: str, answered: str) -> str:
-    """A call transcript stored the way the agent's VoiceTranscript stores it."""
-    context = {"user_id": user}
-    thread = ThreadMetadata(
-        id=f"thr_voice{user[:8]}",
-        title="Voice call 2026-12-04 10:00",
-        created_at=datetime(2026, 12, 4, 10, 0),
-        status=ActiveStatus(),
-        metadata={"source": "voice", "room": f"user-{user}", "job_id": "job1"},
-    )
-    threads = api.services.store.threads
-    await threads.save_thread(thread, context)
-    await threads.add_thread_item(
-        thread.id,
-        UserMessageItem(
-            id="msg_u1",
-            thread_id=thread.id,
-            created_at=datetime(2026, 12, 4, 10, 0, 1),
-            content=[UserMessageTextContent(text=said)],
-            attachments=[],
-            inference_options=InferenceOptions(),
-        ),
-        context,
-    )
-    await threads.add_thread_item(
-        thread.id,
-        AssistantMessageItem(
-            id="msg_a1",
-            thread_id=thread.id,
-            created_at=datetime(2026, 12, 4, 10, 0, 2),
-            content=[AssistantMessageContent(text=answered)],
-        ),
-        context,
-    )
-    return thread.id
+from tests.http.seed import voice_thread
 
 
 async def test_get_me_reports_the_caller_and_creates_nothing(api: RunningApp, tokens: Tokens) -> None:
@@ -177,7 +129,7 @@ async def test_delete_forgets_one_memory_and_only_the_callers(api: RunningApp, t
 async def test_conversations_list_read_and_delete(api: RunningApp, tokens: Tokens) -> None:
     user = new_user()
     token = tokens.mint(user)
-    voice = await _voice_thread(api, user, "my sister is Maya", "Nice, I'll remember Maya.")
+    voice = await voice_thread(api.services.store, user, "my sister is Maya", "Nice, I'll remember Maya.")
     events = sse_events(
         await api.chatkit(token, {"type": "threads.create", "params": {"input": user_message("hello chat")}})
     )
