@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from api.auth import CurrentUser
 from api.body import read_limited_body
@@ -45,7 +46,23 @@ async def delete_me(request: Request, user: CurrentUser) -> Response:
 _PATCH_HINT = 'send a JSON object such as {"memory_enabled": false}'
 
 
-@router.patch("/me")
+class MemorySwitch(BaseModel):
+    """Body and answer of `PATCH /me`: the memory consent switch."""
+
+    memory_enabled: bool = Field(description="false: nothing new is remembered or used for this user")
+
+
+class MemorySwitched(MemorySwitch):
+    user_id: str
+
+
+@router.patch(
+    "/me",
+    response_model=MemorySwitched,
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": MemorySwitch.model_json_schema()}}}
+    },
+)
 async def patch_me(request: Request, user: CurrentUser) -> JSONResponse:
     """Change the caller's settings; today only `memory_enabled` (memory consent: off = nothing kept or used)."""
     services: Services = request.app.state.services

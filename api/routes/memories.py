@@ -22,7 +22,7 @@ router = APIRouter(tags=["memories"])
 
 MAX_BODY = 16 * 1024
 SEARCH_LIMIT = 100
-SOURCE_EDIT = "api"  # a value the user typed in the inspector: it no longer comes from a conversation
+SOURCE_EDIT = "api"  # the user acted through this API (an edited value no longer comes from a conversation)
 
 
 class MemoryOut(BaseModel):
@@ -40,8 +40,7 @@ class MemoryOut(BaseModel):
 
     @classmethod
     def of(cls, memory: Memory) -> MemoryOut:
-        data = memory.model_dump()  # thread_id/item_id exist once provenance is stored (issue 9)
-        return cls.model_validate({name: data.get(name) for name in cls.model_fields})
+        return cls.model_validate(memory.model_dump(include=set(cls.model_fields)))
 
 
 class MemoryList(BaseModel):
@@ -101,9 +100,20 @@ async def put_memory(request: Request, user: CurrentUser, category: str, key: st
 @router.delete("/me/memories/{category}/{key}", status_code=204, responses={404: {"description": "no such memory"}})
 async def delete_memory(request: Request, user: CurrentUser, category: str, key: str) -> Response:
     """Forget one memory."""
-    if not await _services(request).store.memories.forget(user.user_id, category, key):
+    if not await _services(request).store.memories.forget(user.user_id, category, key, source=SOURCE_EDIT):
         raise HTTPException(
             status_code=404,
             detail=f"no memory {category!r}/{key!r} to forget (already forgotten?); GET /me/memories lists them",
         )
     return Response(status_code=204)
+
+
+@router.delete(
+    "/me/threads/{thread_id}/memories",
+    response_model=Forgotten,
+    responses={400: {"description": "not a thread id"}},
+)
+async def forget_from_thread(request: Request, user: CurrentUser, thread_id: str) -> Forgotten:
+    """Forget every memory learnt in one conversation (also after the conversation itself was deleted)."""
+    count = await _services(request).store.memories.forget_from(user.user_id, thread_id, source=SOURCE_EDIT)
+    return Forgotten(forgotten=count)

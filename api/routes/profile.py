@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
@@ -31,19 +30,12 @@ class Me(BaseModel):
     profile: ProfileOut | None = Field(description="null until the user first talks or chats")
 
 
-def memory_enabled(profile: Any, settings: Any) -> bool:
-    """The consent switch of `profile`, or the default for new profiles when there is none yet."""
-    if profile is not None:
-        return bool(getattr(profile, "memory_enabled", True))
-    return bool(getattr(settings, "memory_default_enabled", True))
-
-
 async def describe(services: Services, user_id: str, token_email: str | None) -> Me:
     profile = await services.store.profiles.get(user_id)
     return Me(
         user_id=user_id,
         email=(profile.email if profile else None) or token_email,
-        memory_enabled=memory_enabled(profile, services.settings),
+        memory_enabled=profile.memory_enabled if profile else services.settings.memory_default_enabled,
         profile=ProfileOut(**profile.model_dump(include=set(ProfileOut.model_fields))) if profile else None,
     )
 

@@ -87,7 +87,8 @@ async def test_a_user_inspects_corrects_exports_and_deletes_their_memory(
 ) -> None:
     store = inspector.services.store
     call = await voice_thread(store, DEV_USER, "my sister is Maria", "I'll remember Maria.", thread_id="thr_call1")
-    await store.memories.remember(DEV_USER, "relationship", "sister", "Maria", source="voice")
+    await store.memories.remember(DEV_USER, "relationship", "sister", "Maria", source="voice", thread_id=call)
+    await store.memories.remember(DEV_USER, "pet", "dog", "Rex", source="voice", thread_id=call)
     await store.memories.remember(DEV_USER, "preference", "favourite colour", "green", source="chat")
     await store.memories.remember(DEV_USER, "work", "employer", "Acme Rockets", source="voice")
     stranger = identity_to_uuid("stranger@example.com")
@@ -96,8 +97,8 @@ async def test_a_user_inspects_corrects_exports_and_deletes_their_memory(
     page = await open_page(browser, inspector)
     await sign_in(page)
     groups = page.locator("#memory-groups section")
-    await expect(groups).to_have_count(3)
-    await expect(groups.locator("h3")).to_have_text(["preference", "relationship", "work"])
+    await expect(groups).to_have_count(4)
+    await expect(groups.locator("h3")).to_have_text(["pet", "preference", "relationship", "work"])
     await expect(page.locator('[data-key="relationship/sister"] .value')).to_have_text("Maria")
     await expect(page.locator('[data-key="work/employer"]')).to_contain_text("voice")
     await expect(page.get_by_text("Secret Corp")).to_have_count(0)
@@ -130,10 +131,29 @@ async def test_a_user_inspects_corrects_exports_and_deletes_their_memory(
     await expect(page.locator("#memory-groups .memory")).to_have_count(1)
     await expect(page.locator("#memory-groups .memory .value")).to_have_text("green")
     await page.get_by_label("Search memories").fill("")
-    await expect(page.locator("#memory-groups .memory")).to_have_count(2)
+    await expect(page.locator("#memory-groups .memory")).to_have_count(3)
+
+    # the consent switch
+    consent = page.get_by_role("switch", name="Let the agent remember new things about me")
+    await expect(consent).to_be_checked()
+    await consent.click()
+    await expect(page.locator("#notice")).to_contain_text("will not remember")
+    profile = await store.profiles.get(DEV_USER)
+    assert profile is not None and profile.memory_enabled is False
+    await page.reload()
+    await expect(page.get_by_role("switch", name="Let the agent remember new things about me")).not_to_be_checked()
+    await expect(page.locator("#memory-groups .memory")).to_have_count(3)
+
+    # follow a memory to the call it was learnt in, and forget everything learnt there
+    await page.locator('[data-key="pet/dog"]').get_by_role("button", name="from “Voice call 2026-12-04 10:00”").click()
+    await expect(page.get_by_role("tab", name="Conversations")).to_have_attribute("aria-selected", "true")
+    await expect(page.locator("#transcript")).to_contain_text("1 memory came from this conversation")
+    await page.get_by_role("button", name="Forget what was learnt in this conversation").click()
+    await expect(page.locator("#notice")).to_contain_text("Forgot 1 memory")
+    assert await store.memories.get(DEV_USER, "pet", "dog") is None
+    assert await store.memories.get(DEV_USER, "relationship", "sister") is not None  # edited: now the user's own
 
     # read and delete the call transcript
-    await page.get_by_role("tab", name="Conversations").click()
     await page.get_by_role("button", name="Voice call 2026-12-04 10:00").click()
     transcript = page.get_by_role("list", name="Transcript")
     await expect(transcript.locator("li")).to_have_text(["Youmy sister is Maria", "AgentI'll remember Maria."])

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from tests.http.conftest import RunningApp, Tokens, new_user, sse_events, user_message
+from collections.abc import Callable
+
+from memory.settings import Settings
+from tests.http.conftest import RunningApp, Tokens, new_user, serve, sse_events, user_message
 from tests.http.seed import voice_thread
 
 
@@ -185,3 +188,56 @@ async def test_openapi_documents_the_routes_with_response_models(api: RunningApp
     listed = paths["/me/memories"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert listed["$ref"].endswith("/MemoryList")
     assert "thread_id" in schema["components"]["schemas"]["MemoryOut"]["properties"]
+    patch = paths["/me"]["patch"]
+    assert patch["requestBody"]["content"]["application/json"]["schema"]["properties"]["memory_enabled"]
+    assert patch["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/MemorySwitched")
+    forget_from = paths["/me/threads/{thread_id}/memories"]["delete"]["responses"]["200"]
+    assert forget_from["content"]["application/json"]["schema"]["$ref"].endswith("/Forgotten")
+
+
+async def test_get_me_follows_the_consent_switch(api: RunningApp, tokens: Tokens) -> None:
+    user = new_user()
+    headers = api.auth(tokens.mint(user))
+    off = await api.client.patch("/me", json={"memory_enabled": False}, headers=headers)
+    assert off.status_code == 200 and off.json() == {"user_id": user, "memory_enabled": False}
+    me = (await api.client.get("/me", headers=headers)).json()
+    assert me["memory_enabled"] is False and me["profile"]["id"] == user
+    await api.client.patch("/me", json={"memory_enabled": True}, headers=headers)
+    assert (await api.client.get("/me", headers=headers)).json()["memory_enabled"] is True
+
+
+async def test_get_me_reports_the_default_before_a_profile_exists(
+    settings_factory: Callable[..., Settings], tokens: Tokens
+) -> None:
+    async with serve(settings_factory(memory_default_enabled=False)) as app:
+        me = (await app.client.get("/me", headers=app.auth(tokens.mint(new_user())))).json()
+    assert me["memory_enabled"] is False and me["profile"] is None
+
+
+async def test_memories_show_their_conversation_and_can_be_forgotten_by_conversation(
+    api: RunningApp, tokens: Tokens
+) -> None:
+    user = new_user()
+    headers = api.auth(tokens.mint(user))
+    store = api.services.store
+    call = await voice_thread(store, user, "my sister is Maya and I work at Acme", "Noted.")
+    await store.memories.remember(user, "relationship", "sister", "Maya", source="voice", thread_id=call, item_id="m1")
+    await store.memories.remember(user, "work", "employer", "Acme", source="voice", thread_id=call, item_id="m1")
+    await store.memories.remember(user, "preference", "colour", "green", source="chat", thread_id="thr_other")
+    other_user = new_user()
+    await store.memories.remember(other_user, "work", "employer", "Elsewhere", source="voice", thread_id=call)
+
+    listed = (await api.client.get("/me/memories", headers=headers)).json()["memories"]
+    by_key = {m["key"]: m for m in listed}
+    assert (by_key["sister"]["thread_id"], by_key["sister"]["item_id"]) == (call, "m1")
+
+    # deleting the conversation keeps what was learnt in it; forgetting by conversation removes exactly that
+    assert (await api.client.delete(f"/me/threads/{call}", headers=headers)).status_code == 204
+    forgot = await api.client.delete(f"/me/threads/{call}/memories", headers=headers)
+    assert forgot.status_code == 200 and forgot.json() == {"forgotten": 2}
+    assert [m.key for m in await store.memories.list(user)] == ["colour"]
+    assert len(await store.memories.list(other_user)) == 1
+    again = await api.client.delete(f"/me/threads/{call}/memories", headers=headers)
+    assert again.json() == {"forgotten": 0}
+    bad = await api.client.delete("/me/threads/not%20an%20id/memories", headers=headers)
+    assert bad.status_code == 400 and "thread id" in bad.json()["detail"]

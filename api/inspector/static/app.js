@@ -133,7 +133,8 @@ async function signIn(token) {
   $("call-start").disabled = !state.config.voice;
   if (!state.config.voice) $("call-state").textContent = "unavailable: LiveKit is not configured on this server";
   showTab("memories");
-  await Promise.all([loadMemories(), loadThreads()]);
+  await loadThreads();  // first: memories link to their conversations by title
+  await loadMemories();
 }
 
 function signOut(message) {
@@ -223,9 +224,7 @@ function memoryRow(memory) {
   const value = el("span", { class: "value" }, memory.value);
   const meta = el("div", { class: "meta" },
     el("span", { class: "badge", title: "where it was learnt" }, memory.source || "unknown source"),
-    memory.thread_id
-      ? el("button", { type: "button", class: "link", onclick: () => openThread(memory.thread_id) }, "from a conversation")
-      : null,
+    memory.thread_id ? conversationLink(memory.thread_id) : null,
     el("span", {}, `updated ${when(memory.updated_at)}`),
   );
   const row = el("li", { class: "memory", "aria-label": label, dataset: { key: label } },
@@ -238,6 +237,13 @@ function memoryRow(memory) {
     meta,
   );
   return row;
+}
+
+function conversationLink(threadId) {
+  const thread = state.threads.find((t) => t.id === threadId);
+  if (!thread) return el("span", { class: "muted" }, "from a deleted conversation");
+  return el("button", { type: "button", class: "link", onclick: () => openThread(threadId) },
+    `from “${thread.title || "Untitled conversation"}”`);
 }
 
 function editMemory(row, memory) {
@@ -363,6 +369,7 @@ async function deleteThread(thread) {
     $("transcript").replaceChildren(el("p", { class: "muted" }, "Conversation deleted."));
     notify("Conversation deleted.");
     await loadThreads();
+    renderMemories();
   } catch (error) {
     fail(error);
   }
