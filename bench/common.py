@@ -7,6 +7,7 @@ so the numbers hold on a noisy machine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import signal
@@ -14,7 +15,7 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -181,9 +182,26 @@ async def drop_postgres_database(url: str) -> None:
 
 async def raw_round_trip(url: str, repeat: int) -> Timing | None:
     """One raw driver round trip (`PING` / `SELECT 1`) with the same driver the backend uses."""
+    async with raw_operations(url) as operations:
+        if not operations:
+            return None
+        return await measure(operations["raw round trip"], repeat)
+
+
+@contextlib.asynccontextmanager
+async def raw_operations(url: str) -> AsyncIterator[dict[str, Callable[[], Awaitable[object]]]]:
+    """The raw-driver floors for `url`, as operations to time beside the store's.
+
+    Always `raw round trip` (`PING` / `SELECT 1` on the driver the backend uses); for
+    Postgres also `raw durable insert` (one autocommitted single-row INSERT into a plain,
+    WAL-logged table): the cost of a commit's WAL flush on this server, which no store
+    write can beat.
+    Nothing for the in-process store.
+    """
     scheme = urlsplit(url).scheme
     if scheme == "memory":
-        return None
+        yield {}
+        return
     if scheme == "sqlite":
         import aiosqlite
 
@@ -193,7 +211,8 @@ async def raw_round_trip(url: str, repeat: int) -> Timing | None:
                 async with db.execute("select 1") as cursor:
                     await cursor.fetchone()
 
-            return await measure(sqlite_select, repeat)
+            yield {"raw round trip": sqlite_select}
+        return
     if scheme.startswith("redis"):
         from redis.asyncio import Redis
         from redis.asyncio.cluster import RedisCluster
@@ -202,14 +221,24 @@ async def raw_round_trip(url: str, repeat: int) -> Timing | None:
             RedisCluster.from_url(url.replace("+cluster", "", 1)) if "cluster" in scheme else Redis.from_url(url)
         )
         try:
-            return await measure(client.ping, repeat)
+            yield {"raw round trip": client.ping}
         finally:
             await client.aclose()
+        return
     import psycopg
 
     async with await psycopg.AsyncConnection.connect(url.split("?")[0], autocommit=True) as conn:
+        table = f"bench_floor_{uuid.uuid4().hex[:12]}"  # a temporary table would skip the WAL
+        await conn.execute(f"create table {table} (id bigint primary key, data text)")
+        numbers = itertools.count()
 
         async def select_one() -> None:
             await (await conn.execute("select 1")).fetchone()
 
-        return await measure(select_one, repeat)
+        async def durable_insert() -> None:
+            await conn.execute(f"insert into {table} values (%s, 'x')", [next(numbers)])
+
+        try:
+            yield {"raw round trip": select_one, "raw durable insert": durable_insert}
+        finally:
+            await conn.execute(f"drop table {table}")

@@ -115,7 +115,7 @@ class ThreadStore(Store[Any], AttachmentStore[Any], ABC):
         if after is not None:
             validate_object_id(after, "cursor")
         raw = await self._page_threads(user_id, after, clamp_limit(limit), descending)
-        threads = [codec.load_thread(row) for row in raw.rows]
+        threads = codec.load_threads(raw.rows)
         return Page(data=threads, has_more=raw.has_more, after=threads[-1].id if raw.has_more and threads else None)
 
     async def delete_thread(self, thread_id: str, context: Any) -> None:
@@ -144,7 +144,9 @@ class ThreadStore(Store[Any], AttachmentStore[Any], ABC):
         if after is not None:
             validate_object_id(after, "cursor")
         raw = await self._page_items(user_id, thread_id, after, clamp_limit(limit), descending)
-        items = [await self._fresh_previews(user_id, codec.load_item(row)) for row in raw.rows]
+        items = codec.load_items(raw.rows)
+        if self.files is not None:  # only then can an item hold a preview URL to refresh
+            items = [await self._fresh_previews(user_id, item) for item in items]
         return Page(data=items, has_more=raw.has_more, after=items[-1].id if raw.has_more and items else None)
 
     async def add_thread_item(self, thread_id: str, item: ThreadItem, context: Any) -> None:

@@ -146,6 +146,7 @@ async def open(url: str, settings: Settings) -> PostgresStore:
         rls=rls,
         rls_required=settings.store_rls == "on",
         op_timeout=settings.store_op_timeout,
+        prepare=config.prepare,
     )
     return PostgresStore(db, config.redacted, erase_vacuum=settings.store_erase_vacuum)
 

@@ -1,15 +1,25 @@
 """The connection pool and the one way the store talks to Postgres: `Database.run`.
 
-Each store call is ONE round trip: its statements, bound client-side (psycopg's
-`ClientCursor` quoting, as Django does by default), are sent as one simple-protocol
-Query, which Postgres runs as one implicit transaction. With the RLS defence on, the
-script starts by switching to the role `authenticated` and setting
-`request.jwt.claims` to the user (transaction-local, exactly what PostgREST does), so
-the policies of sql/0003_rls.sql hide every other user's rows even from a query that
-forgot its `user_id` filter. Both settings end with the transaction, so a pooled
-connection never carries one user's identity into the next call, and nothing is
-prepared on the server, so any pooler (Supabase's transaction pooler included) works.
-Over the internet one round trip instead of BEGIN/bind/query/COMMIT saves three RTTs.
+Each store call is ONE round trip and ONE transaction. It starts with one prelude
+statement that sets the transaction's `statement_timeout` (see below) and, with the
+RLS defence on, switches to the role `authenticated` and sets `request.jwt.claims` to
+the user (transaction-local, exactly what PostgREST does), so the policies of
+sql/0003_rls.sql hide every other user's rows even from a query that forgot its
+`user_id` filter. These settings end with the transaction, so a pooled connection
+never carries one user's identity into the next call. Two ways to send it, chosen by
+the URL (docs/performance.md has the measurements):
+
+- prepared (the default): psycopg pipeline mode. The prelude and the statements go out
+  together as extended-protocol messages closed by ONE Sync; Postgres runs everything
+  before a Sync as one transaction, and the statements are prepared on the connection
+  (psycopg's `prepare_threshold`), so the server skips parsing and planning them.
+- not prepared (`?prepare=false`, or port 6543, Supabase's transaction pooler): the
+  statements are bound client-side (psycopg's `ClientCursor` quoting, as Django does by
+  default) and sent as one simple-protocol Query, which Postgres also runs as one
+  implicit transaction. Nothing is prepared on the server, so any pooler works: a
+  transaction pooler may hand the next transaction to another server connection, where
+  a statement prepared earlier does not exist. (An unprepared pipeline works too, but
+  measures slower than one simple Query.)
 
 Lost connections: the pool does not ping on every checkout (that would add a round
 trip to every call). Instead, when a call fails because its connection broke (server
@@ -40,7 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import functools
 import logging
 import os
 import socket
@@ -60,12 +70,18 @@ Params = Sequence[Any] | Mapping[str, Any] | None
 Statement = tuple[str, Params]
 Row = tuple[Any, ...]
 _BIND_SQL = "select set_config('role', 'authenticated', true), set_config('request.jwt.claims', %s, true)"
+# the prelude of every call: one statement, so the pipeline carries one extra statement at most
+_TIMEOUT_AND_BIND_SQL = (
+    "select set_config('statement_timeout', %s, true), set_config('role', 'authenticated', true), "
+    "set_config('request.jwt.claims', %s, true)"
+)
 _RETRIABLE = (errors.SerializationFailure, errors.DeadlockDetected)
 _TIMEOUT_SQL = "select set_config('statement_timeout', %s, true)"
 DEFAULT_OP_TIMEOUT = 5.0
 _ABANDON_WAIT = 1.0  # how long a query whose socket was shut down may take to notice
 
 
+@functools.lru_cache(maxsize=4096)  # checked on every call: parse each active user once
 def is_canonical_uuid(user_id: str) -> bool:
     """True for a lower-case hyphenated UUID, the only form `auth.uid()` can return."""
     try:
@@ -86,10 +102,12 @@ class Database:
         rls: bool,
         rls_required: bool,
         op_timeout: float = DEFAULT_OP_TIMEOUT,
+        prepare: bool = True,
     ) -> None:
         self.pool = pool
         self.op_timeout = op_timeout
         self.rls = rls
+        self.prepare = prepare
         self._rls_required = rls_required
         self._url = url
         self._redacted = redacted
@@ -109,13 +127,19 @@ class Database:
             )
         return False  # auth.uid() cannot represent this id: the query filters alone isolate it
 
-    def script(self, cursor: AsyncClientCursor[Row], user_id: str | None, statements: Sequence[Statement]) -> str:
-        """The statements as one SQL text, preceded by the user binding when the RLS defence applies."""
-        parts = list(statements)
+    def _with_prelude(self, user_id: str | None, statements: Sequence[Statement]) -> list[Statement]:
+        """The statements after the prelude: statement_timeout, and the user binding when RLS applies."""
+        timeout = f"{max(1, round(self.op_timeout * 1000))}ms"
         if self._binds(user_id):
-            parts.insert(0, (_BIND_SQL, [json.dumps({"sub": user_id, "role": "authenticated"})]))
-        parts.insert(0, (_TIMEOUT_SQL, [f"{max(1, round(self.op_timeout * 1000))}ms"]))
-        return ";\n".join(cursor.mogrify(query, params) for query, params in parts)
+            # a canonical UUID needs no JSON escaping (checked by _binds)
+            prelude: Statement = (_TIMEOUT_AND_BIND_SQL, [timeout, f'{{"sub": "{user_id}", "role": "authenticated"}}'])
+        else:
+            prelude = (_TIMEOUT_SQL, [timeout])
+        return [prelude, *statements]
+
+    def script(self, cursor: AsyncClientCursor[Row], user_id: str | None, statements: Sequence[Statement]) -> str:
+        """The statements as one SQL text (the unprepared path), prelude first."""
+        return ";\n".join(cursor.mogrify(query, params) for query, params in self._with_prelude(user_id, statements))
 
     async def run(self, user_id: str | None, *statements: Statement) -> list[Row]:
         """Run `statements` in one round trip and one transaction as `user_id`; rows of the last one.
@@ -190,6 +214,27 @@ class Database:
         return query.result()
 
     async def _execute(self, conn: AsyncConnection, user_id: str | None, statements: Sequence[Statement]) -> list[Row]:
+        if self.prepare:
+            return await self._send_pipelined(conn, user_id, statements)
+        return await self._send_script(conn, user_id, statements)
+
+    async def _send_pipelined(
+        self, conn: AsyncConnection, user_id: str | None, statements: Sequence[Statement]
+    ) -> list[Row]:
+        """Prepared path: prelude and statements in one pipeline, closed by one Sync (= one transaction)."""
+        parts = self._with_prelude(user_id, statements)
+        last = conn.cursor()
+        async with conn.pipeline():
+            earlier = conn.cursor()
+            for query, params in parts[:-1]:
+                await earlier.execute(query, params)
+            await last.execute(parts[-1][0], parts[-1][1])
+        return await last.fetchall() if last.description is not None else []
+
+    async def _send_script(
+        self, conn: AsyncConnection, user_id: str | None, statements: Sequence[Statement]
+    ) -> list[Row]:
+        """Unprepared path: one simple-protocol Query holding every statement (= one implicit transaction)."""
         cursor = AsyncClientCursor(conn)
         await cursor.execute(self.script(cursor, user_id, statements).encode())
         rows: list[Row] = []

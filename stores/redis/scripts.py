@@ -40,6 +40,32 @@ local function lex_range(key, cursor, count, desc)
   if cursor then start = '(' .. cursor end
   return redis.call('ZRANGE', key, start, '+', 'BYLEX', 'LIMIT', 0, count)
 end
+
+-- The one page loop of every index (threads, items): walk `index` from `cursor` (a
+-- member, or false for the start) and collect up to limit + 1 bodies. `fetch(batch)`
+-- returns, for each member of a batch, its body or false when the body is gone (an
+-- expired thread, an evicted item); `fetch` prunes those, so the walk goes on past
+-- them and one lost body never shortens or breaks a page. Returns the reply the
+-- Python side reads: {has_more, body...}.
+local function page(index, cursor, limit, desc, fetch)
+  local rows = {}
+  while true do
+    local want = limit + 1 - #rows
+    local batch = lex_range(index, cursor, want, desc)
+    if #batch > 0 then
+      local bodies = fetch(batch)
+      for i, member in ipairs(batch) do
+        if bodies[i] then rows[#rows + 1] = bodies[i] end
+      end
+      cursor = batch[#batch]
+    end
+    if #rows > limit or #batch < want then break end
+  end
+  local result = {0}
+  if #rows > limit then result[1] = 1; rows[#rows] = nil end
+  for _, row in ipairs(rows) do result[#result + 1] = row end
+  return result
+end
 """
 
 # KEYS: threads, thread, seq   ARGV: prefix, thread id, encoded sort key, data, ttl
@@ -69,16 +95,15 @@ if ARGV[2] ~= '' then
   cursor = redis.call('HGET', prefix .. 't:' .. ARGV[2], 'pos')
   if not cursor then return {0} end
 end
-local rows = {}
-while true do
-  local want = limit + 1 - #rows
-  local batch = lex_range(KEYS[1], cursor, want, desc)
-  for _, member in ipairs(batch) do
+return page(KEYS[1], cursor, limit, desc, function(batch)
+  local bodies = {}
+  for i, member in ipairs(batch) do
     local tid = string.sub(member, 33)
     local found = redis.call('HMGET', prefix .. 't:' .. tid, 'pos', 'meta')
     if found[1] == member then
-      rows[#rows + 1] = found[2]
+      bodies[i] = found[2]
     else
+      bodies[i] = false
       -- left behind by an expired thread (TTL): prune it, and the rest of that thread
       redis.call('ZREM', KEYS[1], member)
       if not found[1] then
@@ -86,14 +111,9 @@ while true do
         redis.call('DEL', keys[2], keys[3], keys[4], keys[5])
       end
     end
-    cursor = member
   end
-  if #rows > limit or #batch < want then break end
-end
-local result = {0}
-if #rows > limit then result[1] = 1; rows[#rows] = nil end
-for _, row in ipairs(rows) do result[#result + 1] = row end
-return result
+  return bodies
+end)
 """
 )
 
@@ -148,30 +168,18 @@ if ARGV[1] ~= '' then
   cursor = redis.call('HGET', KEYS[3], ARGV[1])
   if not cursor then return {0} end
 end
-local rows = {}
-while true do
-  local want = limit + 1 - #rows
-  local batch = lex_range(KEYS[2], cursor, want, desc)
-  if #batch > 0 then
-    local ids = {}
-    for i, member in ipairs(batch) do ids[i] = string.sub(member, 33) end
-    local found = redis.call('HMGET', KEYS[4], unpack(ids))
-    for i, member in ipairs(batch) do
-      if found[i] then
-        rows[#rows + 1] = found[i]
-      else
-        redis.call('ZREM', KEYS[2], member)
-        redis.call('HDEL', KEYS[3], ids[i])
-      end
-      cursor = member
+return page(KEYS[2], cursor, limit, desc, function(batch)
+  local ids = {}
+  for i, member in ipairs(batch) do ids[i] = string.sub(member, 33) end
+  local bodies = redis.call('HMGET', KEYS[4], unpack(ids))
+  for i, member in ipairs(batch) do
+    if not bodies[i] then
+      redis.call('ZREM', KEYS[2], member)
+      redis.call('HDEL', KEYS[3], ids[i])
     end
   end
-  if #rows > limit or #batch < want then break end
-end
-local result = {0}
-if #rows > limit then result[1] = 1; rows[#rows] = nil end
-for _, row in ipairs(rows) do result[#result + 1] = row end
-return result
+  return bodies
+end)
 """
 )
 

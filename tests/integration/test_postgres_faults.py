@@ -141,16 +141,42 @@ def test_bad_store_parameters_are_explained(query: str) -> None:
     assert "secret-pw" not in str(caught.value)
 
 
-async def test_store_never_prepares_statements_so_transaction_poolers_work(
-    postgres_store_url: str, user_a: str
+@pytest.mark.parametrize(("query", "prepared"), [("", True), ("&prepare=false", False)])
+async def test_statements_are_prepared_only_where_the_url_allows(
+    postgres_store_url: str, user_a: str, query: str, prepared: bool
 ) -> None:
+    """Direct connections keep statements prepared; a transaction pooler (prepare=false) gets none."""
     # pool_max=1: the check runs on the same server connection as the repeated calls
-    async with await open_store(f"{postgres_store_url}?pool_max=1", settings=Settings()) as store:
+    async with await open_store(f"{postgres_store_url}?pool_max=1{query}", settings=Settings()) as store:
         assert isinstance(store, PostgresStore)
-        for _ in range(8):  # psycopg would prepare a server-side-bound query after 5 runs
+        for _ in range(8):  # psycopg prepares a statement on its 5th run
             await store.memories.remember(user_a, "fact", "k", "v")
             await store.memories.get(user_a, "fact", "k")
-        assert await store.run_as(user_a, "select count(*) from pg_prepared_statements") == [(0,)]
+        rows = await store.run_as(user_a, "select count(*) from pg_prepared_statements")
+        assert (rows[0][0] > 0) is prepared
+
+
+@pytest.mark.parametrize("query", ["", "&prepare=false"])
+async def test_one_call_is_one_transaction_and_leaves_no_identity_behind(
+    postgres_store_url: str, user_a: str, query: str
+) -> None:
+    """Binding, claims and statements commit or fail together; the next call on the connection is clean."""
+    async with await open_store(f"{postgres_store_url}?pool_max=1{query}", settings=Settings()) as store:
+        assert isinstance(store, PostgresStore) and store.rls
+        insert = (
+            "insert into public.memories (user_id, category, key, id, value, created_at, updated_at) "
+            "values (%s, 'fact', 'half', 'mem_half', 'never committed', now(), now())"
+        )
+        with pytest.raises(StoreError):
+            await store._db.run(user_a, (insert, [user_a]), ("select 1 / 0", None))
+        assert await store.memories.get(user_a, "fact", "half") is None  # the insert was rolled back
+        bound = await store.run_as(user_a, "select current_user, (select auth.uid())::text")
+        assert bound == [("authenticated", user_a)]
+        # same pooled connection, no user: the role and claims ended with the previous transaction
+        unbound = await store._db.run(
+            None, ("select current_user, coalesce(current_setting('request.jwt.claims', true), '')", None)
+        )
+        assert unbound[0][0] != "authenticated" and unbound[0][1] == ""
 
 
 async def test_store_works_with_prepare_false_url(postgres_store_url: str, user_a: str) -> None:
