@@ -9,8 +9,10 @@ from __future__ import annotations
 import heapq
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import Generic, NamedTuple, TypeVar
 
 from memory.models import Memory
 
@@ -71,6 +73,7 @@ _STOP_WORDS = frozenset(
         "recall",
     ]
 )
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 KEY_WEIGHT = 2.0
 CATEGORY_WEIGHT = 1.5
 VALUE_WEIGHT = 1.0
@@ -121,6 +124,37 @@ def _memory_tokens(
     return key_terms, category_terms, value_terms, key_terms | category_terms | value_terms
 
 
+FIELD_VALUE, FIELD_CATEGORY, FIELD_KEY = 1, 2, 3
+FIELD_WEIGHTS = {FIELD_KEY: KEY_WEIGHT, FIELD_CATEGORY: CATEGORY_WEIGHT, FIELD_VALUE: VALUE_WEIGHT}
+
+
+def query_terms(query: str) -> list[str]:
+    """The distinct terms of a query in the fixed (sorted) order scores are summed in."""
+    return sorted(set(tokenize(query)))
+
+
+def index_terms(category: str, key: str, value: str) -> dict[str, int]:
+    """Each term of a memory with the best field it appears in (FIELD_KEY > FIELD_CATEGORY > FIELD_VALUE).
+
+    What a backend's search index stores per memory: exactly the facts `rank` uses
+    to score it, so ranking from the index gives the order `rank` gives.
+    """
+    key_terms, category_terms, value_terms, _ = _memory_tokens(key, category, value)
+    fields = dict.fromkeys(value_terms, FIELD_VALUE)
+    fields.update(dict.fromkeys(category_terms, FIELD_CATEGORY))
+    fields.update(dict.fromkeys(key_terms, FIELD_KEY))
+    return fields
+
+
+def _idf(doc_count: int, document_frequency: dict[str, int]) -> dict[str, float]:
+    return {term: math.log(1.0 + doc_count / df) for term, df in document_frequency.items() if df}
+
+
+def _sort_key(score: float, updated_at: float, memory_id: str) -> tuple[float, float, str]:
+    """Best score first, then the most recently updated, then the id: a total order."""
+    return (-round(score, 9), -updated_at, memory_id)
+
+
 def rank(memories: Iterable[Memory], query: str, limit: int = 5) -> list[Memory]:
     """The `limit` memories most relevant to `query`, best first; non-matching ones are left out.
 
@@ -149,8 +183,8 @@ def rank(memories: Iterable[Memory], query: str, limit: int = 5) -> list[Memory]
             document_frequency[term] += 1
     if not matching:
         return []
-    idf = {term: math.log(1.0 + doc_count / df) for term, df in document_frequency.items() if df}
-    scored: list[tuple[float, float, str, Memory]] = []
+    idf = _idf(doc_count, document_frequency)
+    scored: list[tuple[tuple[float, float, str], Memory]] = []
     ordered_terms = sorted(terms)  # a fixed summation order: the same float score in every process
     for memory, (key_terms, category_terms, _, all_terms) in matching:
         score = 0.0
@@ -163,8 +197,56 @@ def rank(memories: Iterable[Memory], query: str, limit: int = 5) -> list[Memory]
                 score += CATEGORY_WEIGHT * idf[term]
             else:
                 score += VALUE_WEIGHT * idf[term]
-        scored.append((-round(score, 9), -memory.updated_at.timestamp(), memory.id, memory))
-    return [entry[3] for entry in heapq.nsmallest(limit, scored, key=lambda entry: entry[:3])]
+        scored.append((_sort_key(score, memory.updated_at.timestamp(), memory.id), memory))
+    return [entry[1] for entry in heapq.nsmallest(limit, scored, key=lambda entry: entry[0])]
+
+
+Ref = TypeVar("Ref", bound=Hashable)
+
+
+class Posting(NamedTuple, Generic[Ref]):
+    """One memory containing one term, as a search index stores it."""
+
+    ref: Ref  # how the backend finds the memory again, e.g. its (category, key)
+    field: int  # FIELD_KEY, FIELD_CATEGORY or FIELD_VALUE: where the term appears best
+    updated_us: int  # updated_at in microseconds since the Unix epoch
+    memory_id: str
+
+
+def rank_postings(postings: Mapping[str, Iterable[Posting[Ref]]], doc_count: int, limit: int) -> list[Ref]:
+    """The refs of the `limit` best memories, from an index instead of the memories themselves.
+
+    `postings` maps each query term to every memory of the user containing it, and
+    `doc_count` is how many memories the user has: all `rank` needs. Scores are
+    summed in the same (sorted) term order with the same float operations and ties
+    break on the same keys (`updated_us / 10**6` is exactly `updated_at.timestamp()`),
+    so the result is `rank` over all the user's memories, memory for memory.
+    """
+    if limit < 1:
+        return []
+    lists = {term: list(found) for term, found in postings.items()}
+    idf = _idf(doc_count, {term: len(found) for term, found in lists.items()})
+    scores: dict[Ref, float] = {}
+    seen: dict[Ref, tuple[int, str]] = {}
+    for term in sorted(lists):
+        found = lists[term]
+        if not found:
+            continue
+        weights = {field: weight * idf[term] for field, weight in FIELD_WEIGHTS.items()}
+        for posting in found:
+            scores[posting.ref] = scores.get(posting.ref, 0.0) + weights[posting.field]
+            seen[posting.ref] = (posting.updated_us, posting.memory_id)
+    best = heapq.nsmallest(
+        limit,
+        ((_sort_key(score, seen[ref][0] / 10**6, seen[ref][1]), ref) for ref, score in scores.items()),
+        key=lambda entry: entry[0],
+    )
+    return [entry[1] for entry in best]
+
+
+def epoch_us(moment: datetime) -> int:
+    """Microseconds since the Unix epoch of an aware datetime (exact, no float)."""
+    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def prepare(memories: Iterable[Memory]) -> None:

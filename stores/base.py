@@ -38,7 +38,7 @@ from memory.models import (
     validate_source,
     validate_value,
 )
-from memory.ranking import rank
+from memory.ranking import query_terms
 from stores import codec
 from stores.files import FileStorage
 from stores.ids import (
@@ -393,7 +393,10 @@ class MemoryStore(ABC):
         validate_user_id(user_id)
         if not isinstance(query, str):
             raise ValueError("query must be a string")
-        return rank(await self._list(user_id, None), query, clamp_limit(limit))
+        terms = query_terms(query)
+        if not terms:
+            return []
+        return await self._search(user_id, terms, clamp_limit(limit))
 
     async def forget(self, user_id: str, category: str, key: str, *, source: str | None = None) -> bool:
         """Delete one memory; True if it existed. `source` says who asked (for the audit trail)."""
@@ -427,6 +430,14 @@ class MemoryStore(ABC):
     @abstractmethod
     async def _delete_from(self, user_id: str, thread_id: str) -> int:
         """Delete the user's memories whose `thread_id` is this thread; return how many."""
+
+    @abstractmethod
+    async def _search(self, user_id: str, terms: builtins.list[str], limit: int) -> builtins.list[Memory]:
+        """What `memory.ranking.rank` gives over all the user's memories, read through the term index.
+
+        Backends fetch the postings of `terms` and the user's memory count, let
+        `memory.ranking.rank_postings` choose, then load only the chosen memories.
+        """
 
 
 class ProfileStore(ABC):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from memory.models import Memory, Profile, Provenance
+from memory.ranking import Posting, epoch_us, index_terms, rank_postings
 from memory.settings import Settings
 from stores.base import MemoryStore, ProfileStore, RawPage, ThreadStore, UserStore
 
@@ -67,7 +68,24 @@ class _UserData:
     items: dict[str, _Ordered] = field(default_factory=dict)
     attachments: dict[str, tuple[str | None, str]] = field(default_factory=dict)
     memories: dict[tuple[str, str], Memory] = field(default_factory=dict)
+    # the search index: term -> (category, key) -> its posting; kept in step by _upsert/_delete
+    terms: dict[str, dict[tuple[str, str], Posting[tuple[str, str]]]] = field(default_factory=dict)
     profile: Profile | None = None
+
+    def unindex(self, memory: Memory) -> None:
+        ref = (memory.category, memory.key)
+        for term in index_terms(memory.category, memory.key, memory.value):
+            postings = self.terms.get(term)
+            if postings is not None:
+                postings.pop(ref, None)
+                if not postings:
+                    del self.terms[term]
+
+    def index(self, memory: Memory) -> None:
+        ref = (memory.category, memory.key)
+        updated_us = epoch_us(memory.updated_at)
+        for term, best in index_terms(memory.category, memory.key, memory.value).items():
+            self.terms.setdefault(term, {})[ref] = Posting(ref, best, updated_us, memory.id)
 
 
 class _Data:
@@ -176,7 +194,11 @@ class InProcessMemoryStore(MemoryStore):
             created_at=old.created_at if old else now,
             updated_at=now,
         )
+        user = self._data.user(user_id)
+        if old is not None:
+            user.unindex(old)
         memories[(category, key)] = memory
+        user.index(memory)
         return memory
 
     async def _get(self, user_id: str, category: str, key: str) -> Memory | None:
@@ -191,7 +213,18 @@ class InProcessMemoryStore(MemoryStore):
 
     async def _delete(self, user_id: str, category: str, key: str) -> bool:
         user = self._data.peek(user_id)
-        return bool(user and user.memories.pop((category, key), None))
+        gone = user.memories.pop((category, key), None) if user else None
+        if user is None or gone is None:
+            return False
+        user.unindex(gone)
+        return True
+
+    async def _search(self, user_id: str, terms: list[str], limit: int) -> list[Memory]:
+        user = self._data.peek(user_id)
+        if user is None:
+            return []
+        postings = {term: list(user.terms.get(term, {}).values()) for term in terms}
+        return [user.memories[ref] for ref in rank_postings(postings, len(user.memories), limit)]
 
     async def _delete_from(self, user_id: str, thread_id: str) -> int:
         user = self._data.peek(user_id)
@@ -199,7 +232,7 @@ class InProcessMemoryStore(MemoryStore):
             return 0
         gone = [slot for slot, m in user.memories.items() if m.thread_id == thread_id]
         for slot in gone:
-            del user.memories[slot]
+            user.unindex(user.memories.pop(slot))
         return len(gone)
 
 

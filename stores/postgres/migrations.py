@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 
@@ -20,12 +21,15 @@ import psycopg
 from psycopg import AsyncConnection, errors
 
 from stores.errors import StoreError, StoreUnavailableError
+from stores.postgres.search_index import index_existing
 
 logger = logging.getLogger(__name__)
 
 VERSIONS_TABLE = "public.memory_agent_migrations"
 LOCK_KEY = 0x4D454D4147454E54  # "MEMAGENT": any fixed bigint, shared by every runner
 _FILE_RE = re.compile(r"(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql")
+# data steps that need Python (the search tokeniser), run right after their file, same transaction
+_AFTER: dict[str, Callable[[AsyncConnection], Awaitable[None]]] = {"0006": index_existing}
 _REQUIRED_TABLES = ("profiles", "memories", "chatkit_threads", "chatkit_items", "chatkit_attachments")
 
 
@@ -101,6 +105,14 @@ async def _migrate(conn: AsyncConnection) -> list[str]:
                 if conn.broken or conn.closed:
                     raise  # an outage, not a problem of the file
                 raise MigrationError(_explain(migration, exc)) from exc
+            after = _AFTER.get(migration.version)
+            if after is not None:
+                try:
+                    await after(conn)
+                except psycopg.Error as exc:
+                    if conn.broken or conn.closed:
+                        raise
+                    raise MigrationError(_explain(migration, exc)) from exc
             await conn.execute(
                 f"insert into {VERSIONS_TABLE} (version, name, checksum) values (%s, %s, %s)",
                 [migration.version, migration.name, migration.checksum],

@@ -6,8 +6,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from memory.models import Memory, Profile, Provenance
+from memory.ranking import epoch_us, rank_postings
 from stores.base import MemoryStore, ProfileStore
 from stores.postgres.db import Database
+from stores.postgres.search_index import POSTINGS, read_postings, reindex_statements
 
 _MEMORY_COLUMNS = "id, user_id, category, key, value, source, created_at, updated_at, thread_id, item_id"
 
@@ -46,6 +48,10 @@ returning {_PROFILE_COLUMNS}
 """
 _GET_PROFILE = f"select {_PROFILE_COLUMNS} from public.profiles where id = %s"
 _GET_MEMORY = f"select {_MEMORY_COLUMNS} from public.memories where user_id = %s and category = %s and key = %s"
+_GET_MEMORIES = (
+    f"select {_MEMORY_COLUMNS} from public.memories "
+    "where user_id = %s and (category, key) in (select * from unnest(%s::text[], %s::text[]))"
+)
 _LIST_MEMORIES = f"select {_MEMORY_COLUMNS} from public.memories where user_id = %s"
 _LIST_CATEGORY = f"select {_MEMORY_COLUMNS} from public.memories where user_id = %s and category = %s"
 _DELETE_MEMORY = "delete from public.memories where user_id = %s and category = %s and key = %s returning id"
@@ -93,8 +99,12 @@ class PostgresMemoryStore(MemoryStore):
     async def _upsert(
         self, user_id: str, category: str, key: str, value: str, origin: Provenance, now: datetime, new_id: str
     ) -> Memory:
-        params = [user_id, category, key, new_id, value, *origin, now, now]
-        rows = await self._db.run(user_id, (_UPSERT_MEMORY, params))
+        rows = await self._db.run(
+            user_id,
+            (_UPSERT_MEMORY, [user_id, category, key, new_id, value, *origin, now, now]),
+            *reindex_statements(user_id, category, key, value, epoch_us(now)),
+            (_GET_MEMORY, [user_id, category, key]),
+        )
         return _memory(rows[0])
 
     async def _get(self, user_id: str, category: str, key: str) -> Memory | None:
@@ -109,10 +119,22 @@ class PostgresMemoryStore(MemoryStore):
         return [_memory(row) for row in rows]
 
     async def _delete(self, user_id: str, category: str, key: str) -> bool:
+        # its postings go by the cascade
         return bool(await self._db.run(user_id, (_DELETE_MEMORY, [user_id, category, key])))
 
     async def _delete_from(self, user_id: str, thread_id: str) -> int:
+        # their postings go by the cascade
         return len(await self._db.run(user_id, (_DELETE_FROM_THREAD, [user_id, thread_id])))
+
+    async def _search(self, user_id: str, terms: list[str], limit: int) -> list[Memory]:
+        rows = await self._db.run(user_id, (POSTINGS, {"user": user_id, "terms": terms}))
+        count, postings = read_postings(rows, terms)
+        refs = rank_postings(postings, count, limit)
+        if not refs:
+            return []
+        rows = await self._db.run(user_id, (_GET_MEMORIES, [user_id, [r[0] for r in refs], [r[1] for r in refs]]))
+        found = {(memory.category, memory.key): memory for memory in map(_memory, rows)}
+        return [found[ref] for ref in refs if ref in found]
 
 
 class PostgresProfileStore(ProfileStore):

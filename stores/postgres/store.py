@@ -13,7 +13,9 @@ from stores.postgres.threads import PostgresThreadStore
 _FORGET_USER = (
     "delete from public.chatkit_attachments where user_id = %s",
     "delete from public.chatkit_threads where user_id = %s",
+    "delete from public.memory_terms where user_id = %s",
     "delete from public.memories where user_id = %s",
+    "delete from public.memory_counts where user_id = %s",
     "delete from public.profiles where id = %s",
 )
 # what an erase touches: STORE_ERASE_VACUUM=true vacuums these right after it

@@ -141,8 +141,8 @@ class RedisConnection:
     async def hgetall(self, key: str) -> dict[str, str]:
         return cast("dict[str, str]", await self.run(self.client.hgetall(key)))
 
-    async def hdel(self, key: str, field: str) -> int:
-        return int(await self.run(self.client.hdel(key, field)))
+    async def hmget(self, key: str, fields: list[str]) -> list[str | None]:
+        return cast("list[str | None]", await self.run(self.client.hmget(key, fields)))
 
     async def ping(self) -> None:
         await self.run(self.client.ping())

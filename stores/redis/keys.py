@@ -60,6 +60,20 @@ class UserKeys:
         return self.prefix + "mem"
 
     @property
+    def memory_terms(self) -> str:
+        """HASH: `<category>:<key>` -> the memory's search terms, space-separated."""
+        return self.prefix + "mterms"
+
+    @property
+    def memory_index(self) -> str:
+        """STRING: "1" once all of the user's memories are in the search index."""
+        return self.prefix + "mix"
+
+    def memory_term(self, term: str) -> str:
+        """HASH: the postings of one search term, `<category>:<key>` -> `<field>:<updated_us>:<id>`."""
+        return f"{self.prefix}mt:{term}"
+
+    @property
     def profile(self) -> str:
         """HASH: the profile's fields."""
         return self.prefix + "profile"

@@ -241,16 +241,46 @@ end
 return result
 """
 
-# KEYS: memories   ARGV: field, new id, user id, category, key, value, source, thread id, item id, now
+# The search index of a user's memories (issue 12), all keys in the user's slot:
+#   <prefix>mt:<term>  HASH  `<category>:<key>` -> `<field>:<updated_us>:<memory id>`
+#   <prefix>mterms     HASH  `<category>:<key>` -> the memory's terms, space-separated
+#   <prefix>mix        STRING "1" once every memory of the user is indexed (older data is
+#                      indexed lazily by the first search, see RedisMemoryStore._build_index)
+# Terms are word characters only (memory.ranking.tokenize): never `:`, `{`, `}` or spaces.
+_MEMORY_INDEX = r"""
+local function unindex_memory(prefix, field)
+  local old = redis.call('HGET', prefix .. 'mterms', field)
+  if not old then return end
+  for term in string.gmatch(old, '%S+') do redis.call('HDEL', prefix .. 'mt:' .. term, field) end
+  redis.call('HDEL', prefix .. 'mterms', field)
+end
+
+-- flat: term, field code, term, field code, ...
+local function index_memory(prefix, field, posting_tail, flat)
+  local terms = {}
+  for i = 1, #flat, 2 do
+    redis.call('HSET', prefix .. 'mt:' .. flat[i], field, flat[i + 1] .. ':' .. posting_tail)
+    terms[#terms + 1] = flat[i]
+  end
+  if #terms > 0 then redis.call('HSET', prefix .. 'mterms', field, table.concat(terms, ' ')) end
+end
+"""
+
+# KEYS: memories   ARGV: field, new id, user id, category, key, value, source, thread id, item id, now,
+#   prefix, updated_us, then term, field code pairs
 # ("" = none for source/thread id/item id: none of them can be empty when given)
 # -> the stored memory JSON (id and created_at kept on update; memories stored by older
 # releases lack thread_id/item_id, which read back as None)
-UPSERT_MEMORY = r"""
+UPSERT_MEMORY = (
+    _MEMORY_INDEX
+    + r"""
+local prefix = ARGV[11]
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 local m
 if old then
   m = cjson.decode(old)
 else
+  if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SET', prefix .. 'mix', '1') end
   m = {id = ARGV[2], user_id = ARGV[3], category = ARGV[4], key = ARGV[5], created_at = ARGV[10]}
 end
 m.value = ARGV[6]
@@ -261,11 +291,60 @@ m.item_id = opt(ARGV[9])
 m.updated_at = ARGV[10]
 local encoded = cjson.encode(m)
 redis.call('HSET', KEYS[1], ARGV[1], encoded)
+unindex_memory(prefix, ARGV[1])
+index_memory(prefix, ARGV[1], ARGV[12] .. ':' .. m.id, {unpack(ARGV, 13)})
 return encoded
 """
+)
 
-# KEYS: memories   ARGV: thread id   -> number of memories deleted (those learned in that thread)
-DELETE_MEMORIES_FROM = r"""
+# KEYS: memories   ARGV: field, prefix   -> 1 if it existed
+DELETE_MEMORY = (
+    _MEMORY_INDEX
+    + r"""
+unindex_memory(ARGV[2], ARGV[1])
+return redis.call('HDEL', KEYS[1], ARGV[1])
+"""
+)
+
+# KEYS: memories, index marker   ARGV: prefix, term...
+# -> {indexed 0/1, memory count, then per term: number of postings, field, posting, ...}
+SEARCH_POSTINGS = r"""
+if redis.call('EXISTS', KEYS[2]) == 0 then return {0, 0} end
+local out = {1, redis.call('HLEN', KEYS[1])}
+for i = 2, #ARGV do
+  local flat = redis.call('HGETALL', ARGV[1] .. 'mt:' .. ARGV[i])
+  out[#out + 1] = #flat / 2
+  for j = 1, #flat do out[#out + 1] = flat[j] end
+end
+return out
+"""
+
+# KEYS: memories, index marker   ARGV: prefix, "1" to set the marker at the end, then per memory:
+#   field, JSON it was indexed from, updated_us, number of pairs, term, field code, ...
+# Indexes memories that are unchanged since they were read (a memory written meanwhile was
+# indexed by its own write), then marks the user's memories as indexed.
+INDEX_MEMORIES = (
+    _MEMORY_INDEX
+    + r"""
+local prefix, i = ARGV[1], 3
+while i <= #ARGV do
+  local field, snapshot, updated_us, pairs = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  local flat = {unpack(ARGV, i + 4, i + 3 + 2 * pairs)}
+  if redis.call('HGET', KEYS[1], field) == snapshot then
+    unindex_memory(prefix, field)
+    index_memory(prefix, field, updated_us .. ':' .. cjson.decode(snapshot).id, flat)
+  end
+  i = i + 4 + 2 * pairs
+end
+if ARGV[2] == '1' then redis.call('SET', KEYS[2], '1') end
+return 1
+"""
+)
+
+# KEYS: memories   ARGV: thread id, prefix   -> number of memories deleted (those learned in that thread)
+DELETE_MEMORIES_FROM = (
+    _MEMORY_INDEX
+    + r"""
 local gone = {}
 local rows = redis.call('HGETALL', KEYS[1])
 for i = 1, #rows, 2 do
@@ -275,8 +354,10 @@ end
 for i = 1, #gone, 500 do
   redis.call('HDEL', KEYS[1], unpack(gone, i, math.min(i + 499, #gone)))
 end
+for _, field in ipairs(gone) do unindex_memory(ARGV[2], field) end
 return #gone
 """
+)
 
 # KEYS: profile   ARGV: user id, enabled ("1"/"0"), now
 # -> flat HGETALL; creates the profile (not as a first login) when missing
@@ -302,8 +383,9 @@ if ARGV[4] == '1' then redis.call('HSETNX', KEYS[1], 'email', ARGV[5]) end
 return redis.call('HGETALL', KEYS[1])
 """
 
-# KEYS: threads, atts, seq, memories, profile   ARGV: prefix   -> number of keys deleted
-# Every other key of the user is reachable from the thread index or the attachment set.
+# KEYS: threads, atts, seq, memories, profile, memory terms, index marker   ARGV: prefix
+# -> number of keys deleted. Every other key of the user is reachable from the thread
+# index, the attachment set or the memory terms.
 FORGET_USER = (
     _COMMON
     + r"""
@@ -323,6 +405,11 @@ for _, aid in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   if tid and tid ~= '' then keys[#keys + 1] = prefix .. 't:' .. tid .. ':atts' end
   keys[#keys + 1] = akey
 end
+local terms = {}
+for _, list in ipairs(redis.call('HVALS', prefix .. 'mterms')) do
+  for term in string.gmatch(list, '%S+') do terms[term] = true end
+end
+for term in pairs(terms) do keys[#keys + 1] = prefix .. 'mt:' .. term end
 for i = 1, #KEYS do keys[#keys + 1] = KEYS[i] end
 drop(keys)
 return deleted
@@ -342,6 +429,9 @@ ALL = {
     "upsert_memory": UPSERT_MEMORY,
     "delete_memories_from": DELETE_MEMORIES_FROM,
     "set_memory_enabled": SET_MEMORY_ENABLED,
+    "delete_memory": DELETE_MEMORY,
+    "search_postings": SEARCH_POSTINGS,
+    "index_memories": INDEX_MEMORIES,
     "ensure_profile": ENSURE_PROFILE,
     "forget_user": FORGET_USER,
 }

@@ -10,6 +10,7 @@ import builtins
 from datetime import datetime
 
 from memory.models import Memory, Profile, Provenance
+from memory.ranking import Posting, epoch_us, index_terms, rank_postings
 from stores.base import MemoryStore, ProfileStore, RawPage, ThreadStore, UserStore
 from stores.redis.client import RedisConnection
 from stores.redis.keys import UserKeys, encode_sort_key
@@ -133,7 +134,11 @@ class RedisThreadStore(ThreadStore):
 
 
 class RedisMemoryStore(MemoryStore):
-    """Memories of a user in one hash, field `<category>:<key>` (a category never contains `:`)."""
+    """Memories of a user in one hash, field `<category>:<key>` (a category never contains `:`).
+
+    The search index (term postings, see `stores.redis.scripts`) changes in the same
+    script as the memory it describes.
+    """
 
     def __init__(self, conn: RedisConnection) -> None:
         self._conn = conn
@@ -156,6 +161,9 @@ class RedisMemoryStore(MemoryStore):
                 origin.thread_id or "",
                 origin.item_id or "",
                 now.isoformat(),
+                keys.prefix,
+                epoch_us(now),
+                *_flat_terms(category, key, value),
             ],
         )
         return Memory.model_validate_json(stored)
@@ -174,11 +182,63 @@ class RedisMemoryStore(MemoryStore):
         ]
 
     async def _delete(self, user_id: str, category: str, key: str) -> bool:
-        removed = await self._conn.hdel(UserKeys(user_id).memories, f"{category}:{key}")
-        return bool(removed)
+        keys = UserKeys(user_id)
+        removed = await self._conn.script("delete_memory", [keys.memories], [f"{category}:{key}", keys.prefix])
+        return bool(int(removed))
+
+    async def _search(self, user_id: str, terms: builtins.list[str], limit: int) -> builtins.list[Memory]:
+        keys = UserKeys(user_id)
+        flat = await self._conn.script("search_postings", [keys.memories, keys.memory_index], [keys.prefix, *terms])
+        if not int(flat[0]):
+            await self._build_index(keys)
+            flat = await self._conn.script("search_postings", [keys.memories, keys.memory_index], [keys.prefix, *terms])
+        postings: dict[str, builtins.list[Posting[str]]] = {}
+        at = 2
+        for term in terms:
+            count = int(flat[at])
+            found = postings[term] = []
+            for index in range(at + 1, at + 1 + 2 * count, 2):
+                field, updated_us, memory_id = str(flat[index + 1]).split(":", 2)
+                found.append(Posting(str(flat[index]), int(field), int(updated_us), memory_id))
+            at += 1 + 2 * count
+        refs = rank_postings(postings, int(flat[1]), limit)
+        if not refs:
+            return []
+        rows = await self._conn.hmget(keys.memories, refs)
+        return [Memory.model_validate_json(row) for row in rows if row is not None]
 
     async def _delete_from(self, user_id: str, thread_id: str) -> int:
-        return int(await self._conn.script("delete_memories_from", [UserKeys(user_id).memories], [thread_id]))
+        keys = UserKeys(user_id)
+        return int(await self._conn.script("delete_memories_from", [keys.memories], [thread_id, keys.prefix]))
+
+    async def _build_index(self, keys: UserKeys) -> None:
+        """Index memories stored before the index existed (once per user, on their first search)."""
+        rows: dict[str, str] = await self._conn.hgetall(keys.memories)
+        batch: builtins.list[str | int] = []
+        entries = list(rows.items())
+        for position, (field, data) in enumerate(entries):
+            memory = Memory.model_validate_json(data)
+            pairs = _flat_terms(memory.category, memory.key, memory.value)
+            batch += [field, data, epoch_us(memory.updated_at), len(pairs) // 2, *pairs]
+            if len(batch) >= _INDEX_BATCH or position == len(entries) - 1:
+                last = position == len(entries) - 1
+                await self._conn.script(
+                    "index_memories", [keys.memories, keys.memory_index], [keys.prefix, "1" if last else "0", *batch]
+                )
+                batch = []
+        if not entries:
+            await self._conn.script("index_memories", [keys.memories, keys.memory_index], [keys.prefix, "1"])
+
+
+_INDEX_BATCH = 5000  # script arguments per call while indexing older memories
+
+
+def _flat_terms(category: str, key: str, value: str) -> builtins.list[str | int]:
+    """The memory's terms and field codes as flat script arguments."""
+    flat: builtins.list[str | int] = []
+    for term, field in index_terms(category, key, value).items():
+        flat += [term, field]
+    return flat
 
 
 def _profile(fields: dict[str, str]) -> Profile:
@@ -245,7 +305,17 @@ class RedisStore(UserStore):
     async def _forget_user(self, user_id: str) -> None:
         keys = UserKeys(user_id)
         await self._conn.script(
-            "forget_user", [keys.threads, keys.attachments, keys.seq, keys.memories, keys.profile], [keys.prefix]
+            "forget_user",
+            [
+                keys.threads,
+                keys.attachments,
+                keys.seq,
+                keys.memories,
+                keys.profile,
+                keys.memory_terms,
+                keys.memory_index,
+            ],
+            [keys.prefix],
         )
 
     async def ping(self) -> None:

@@ -84,6 +84,15 @@ def checkpoint(conn: sqlite3.Connection) -> bool:
     return not busy
 
 
+def _snapshot(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """Run `work` in one read transaction, so its statements see one consistent state."""
+    conn.execute("BEGIN")
+    try:
+        return work(conn)
+    finally:
+        conn.execute("COMMIT")
+
+
 def _configure(conn: sqlite3.Connection, busy_timeout_ms: int, *, writer: bool) -> str:
     """Per-connection settings; returns the journal mode in force."""
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
@@ -160,6 +169,14 @@ class Database:
         except sqlite3.Error as exc:
             raise self._failure(exc) from None
         return result
+
+    async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work(conn)` on the reader's thread in one read transaction (one snapshot, one queued call)."""
+        self._check_open()
+        try:
+            return await _on_thread(self._reader, _snapshot, work)
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from None
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Any]:
         """All rows of one read statement (a consistent snapshot of committed data)."""

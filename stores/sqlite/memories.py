@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from memory.models import Memory, Profile, Provenance
+from memory.ranking import Posting, epoch_us, index_terms, rank_postings
 from stores.base import MemoryStore, ProfileStore
 from stores.sqlite.database import Database
 
@@ -41,6 +42,22 @@ def _memory(row: Any) -> Memory:
     )
 
 
+def _reindex(conn: sqlite3.Connection, memory: Memory) -> None:
+    """Replace the memory's postings (same transaction as the write, so the index never lags)."""
+    conn.execute(
+        "DELETE FROM memory_terms WHERE user_id = ? AND category = ? AND key = ?",
+        (memory.user_id, memory.category, memory.key),
+    )
+    updated_us = epoch_us(memory.updated_at)
+    conn.executemany(
+        "INSERT INTO memory_terms (user_id, term, category, key, field, updated_us, id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (memory.user_id, term, memory.category, memory.key, field, updated_us, memory.id)
+            for term, field in index_terms(memory.category, memory.key, memory.value).items()
+        ],
+    )
+
+
 def _profile(row: Any, *, first_login: bool) -> Profile:
     return Profile(
         id=row[0],
@@ -63,7 +80,7 @@ class SqliteMemoryStore(MemoryStore):
         params = (user_id, category, key, new_id, value, *origin, dump_time(now), dump_time(now))
 
         def work(conn: sqlite3.Connection) -> Any:
-            return conn.execute(
+            row = conn.execute(
                 "INSERT INTO memories "
                 "(user_id, category, key, id, value, source, thread_id, item_id, created_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -73,6 +90,8 @@ class SqliteMemoryStore(MemoryStore):
                 f"RETURNING {_MEMORY_COLUMNS}",
                 params,
             ).fetchone()
+            _reindex(conn, _memory(row))
+            return row
 
         return _memory(await self._db.write(work))
 
@@ -94,7 +113,7 @@ class SqliteMemoryStore(MemoryStore):
 
     async def _delete(self, user_id: str, category: str, key: str) -> bool:
         def work(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute(
+            cursor = conn.execute(  # its postings go by the cascade
                 "DELETE FROM memories WHERE user_id = ? AND category = ? AND key = ?", (user_id, category, key)
             )
             return cursor.rowcount > 0
@@ -107,6 +126,32 @@ class SqliteMemoryStore(MemoryStore):
             return cursor.rowcount
 
         return await self._db.write(work)
+
+    async def _search(self, user_id: str, terms: list[str], limit: int) -> list[Memory]:
+        def work(conn: sqlite3.Connection) -> list[Memory]:
+            count = conn.execute("SELECT n FROM memory_counts WHERE user_id = ?", (user_id,)).fetchone()
+            if not count or not count[0]:
+                return []
+            postings: dict[str, list[Posting[tuple[str, str]]]] = {term: [] for term in terms}
+            marks = ", ".join("?" * len(terms))
+            for term, category, key, field, updated_us, mid in conn.execute(
+                "SELECT term, category, key, field, updated_us, id FROM memory_terms "
+                f"WHERE user_id = ? AND term IN ({marks})",
+                (user_id, *terms),
+            ):
+                postings[term].append(Posting((category, key), field, updated_us, mid))
+            refs = rank_postings(postings, count[0], limit)
+            if not refs:
+                return []
+            pairs = ", ".join("(?, ?)" for _ in refs)
+            rows = conn.execute(
+                f"SELECT {_MEMORY_COLUMNS} FROM memories WHERE user_id = ? AND (category, key) IN (VALUES {pairs})",
+                (user_id, *(part for ref in refs for part in ref)),
+            ).fetchall()
+            found = {(row[2], row[3]): _memory(row) for row in rows}
+            return [found[ref] for ref in refs if ref in found]
+
+        return await self._db.read(work)
 
 
 class SqliteProfileStore(ProfileStore):

@@ -11,8 +11,11 @@ rows with the same `sort_key` (created_at in microseconds) so positions are stab
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from datetime import datetime
 
+from memory.ranking import epoch_us, index_terms
 from stores.errors import StoreError
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -84,6 +87,52 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX memories_thread ON memories (user_id, thread_id) WHERE thread_id IS NOT NULL",
         "ALTER TABLE profiles ADD COLUMN memory_enabled INTEGER NOT NULL DEFAULT 1",
     ),
+    # version 3 (issue 12): the memory search index.
+    (
+        # The search index (issue 12): one row per (memory, term) with the best field the
+        # term appears in, and a per-user memory count; exactly what memory.ranking.rank
+        # needs, so a search reads the postings of its terms instead of every memory.
+        # Deleting a memory (any path) drops its postings by the cascade, and the count
+        # follows every insert and delete through triggers.
+        """
+        CREATE TABLE memory_terms (
+            user_id    TEXT    NOT NULL,
+            term       TEXT    NOT NULL,
+            category   TEXT    NOT NULL,
+            key        TEXT    NOT NULL,
+            field      INTEGER NOT NULL,
+            updated_us INTEGER NOT NULL,
+            id         TEXT    NOT NULL,
+            PRIMARY KEY (user_id, term, category, key),
+            FOREIGN KEY (user_id, category, key) REFERENCES memories (user_id, category, key) ON DELETE CASCADE
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX memory_terms_memory ON memory_terms (user_id, category, key)",
+        """
+        CREATE TABLE memory_counts (
+            user_id TEXT    NOT NULL PRIMARY KEY,
+            n       INTEGER NOT NULL
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TRIGGER memories_count_insert AFTER INSERT ON memories BEGIN
+            INSERT INTO memory_counts (user_id, n) VALUES (new.user_id, 1)
+            ON CONFLICT (user_id) DO UPDATE SET n = n + 1;
+        END
+        """,
+        """
+        CREATE TRIGGER memories_count_delete AFTER DELETE ON memories BEGIN
+            UPDATE memory_counts SET n = n - 1 WHERE user_id = old.user_id;
+        END
+        """,
+        # existing memories: index them with the Python tokeniser (registered by `migrate`)
+        """
+        INSERT INTO memory_terms (user_id, term, category, key, field, updated_us, id)
+        SELECT m.user_id, t.key, m.category, m.key, t.value, memory_epoch_us(m.updated_at), m.id
+        FROM memories m, json_each(memory_index_terms(m.category, m.key, m.value)) t
+        """,
+        "INSERT INTO memory_counts (user_id, n) SELECT user_id, count(*) FROM memories GROUP BY user_id",
+    ),
 )
 
 USER_TABLES: tuple[tuple[str, str], ...] = (
@@ -91,9 +140,25 @@ USER_TABLES: tuple[tuple[str, str], ...] = (
     ("items", "user_id"),
     ("attachments", "user_id"),
     ("threads", "user_id"),
+    ("memory_terms", "user_id"),
     ("memories", "user_id"),
+    ("memory_counts", "user_id"),
     ("profiles", "id"),
 )
+
+
+def _index_terms_json(category: str, key: str, value: str) -> str:
+    return json.dumps(index_terms(category, key, value))
+
+
+def _epoch_us(stamp: str) -> int:
+    return epoch_us(datetime.fromisoformat(stamp))
+
+
+def register_functions(conn: sqlite3.Connection) -> None:
+    """SQL functions the migrations use to index existing memories exactly as the store does."""
+    conn.create_function("memory_index_terms", 3, _index_terms_json, deterministic=True)
+    conn.create_function("memory_epoch_us", 1, _epoch_us, deterministic=True)
 
 
 def migrate(conn: sqlite3.Connection, path: str) -> int:
@@ -102,6 +167,7 @@ def migrate(conn: sqlite3.Connection, path: str) -> int:
     Blocking: runs on the connection's worker thread. Safe when several processes
     open the same new file at once (the IMMEDIATE lock makes them take turns).
     """
+    register_functions(conn)
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (v INTEGER PRIMARY KEY)")

@@ -23,7 +23,14 @@ from stores.postgres.migrations import LOCK_KEY, migrate, migrations
 from tests.fixtures.postgres_servers import PostgresServer, free_port
 
 REPO = Path(__file__).resolve().parents[2]
-EXPECTED = ["0001_auth_compat", "0002_tables", "0003_rls", "0004_force_rls_revoke", "0005_memory_provenance"]
+EXPECTED = [
+    "0001_auth_compat",
+    "0002_tables",
+    "0003_rls",
+    "0004_force_rls_revoke",
+    "0005_memory_provenance",
+    "0006_search_index",
+]
 TABLES = {"profiles", "memories", "chatkit_threads", "chatkit_items", "chatkit_attachments"}
 
 

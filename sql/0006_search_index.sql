@@ -1,0 +1,77 @@
+-- Memory Agent 0006: the memory search index (issue 12).
+--
+-- `memory_terms` holds one row per (memory, search term) with the best field the term
+-- appears in (3 key, 2 category, 1 value) and the memory's id and updated_at in
+-- microseconds; `memory_counts` holds how many memories each user has. That is all
+-- memory.ranking.rank needs, so a search reads the postings of its query terms instead of
+-- every memory. The store writes a memory's postings in the same transaction as the
+-- memory (terms come from the Python tokeniser); deleting a memory by any path drops its
+-- postings by the cascade, and the counts follow every insert and delete by trigger.
+-- Memories that exist when this file is applied are indexed by the migration runner
+-- right after it, in the same transaction (stores/postgres/search_index.py).
+
+create table if not exists public.memory_terms (
+  user_id text not null,
+  term text not null,
+  category text not null,
+  key text not null,
+  field smallint not null,
+  updated_us bigint not null,
+  id text not null,
+  primary key (user_id, term, category, key),
+  foreign key (user_id, category, key) references public.memories (user_id, category, key) on delete cascade
+);
+create index if not exists memory_terms_memory on public.memory_terms (user_id, category, key);
+
+create table if not exists public.memory_counts (
+  user_id text primary key,
+  n bigint not null
+);
+
+create or replace function public.memory_counts_inserted() returns trigger
+  language plpgsql set search_path = '' as $$
+begin
+  insert into public.memory_counts as c (user_id, n)
+    select user_id, count(*) from added group by user_id
+    on conflict (user_id) do update set n = c.n + excluded.n;
+  return null;
+end
+$$;
+
+create or replace function public.memory_counts_deleted() returns trigger
+  language plpgsql set search_path = '' as $$
+begin
+  update public.memory_counts c set n = c.n - g.n
+    from (select user_id, count(*) as n from removed group by user_id) g
+    where c.user_id = g.user_id;
+  return null;
+end
+$$;
+
+drop trigger if exists memories_counted_insert on public.memories;
+create trigger memories_counted_insert after insert on public.memories
+  referencing new table as added for each statement execute function public.memory_counts_inserted();
+drop trigger if exists memories_counted_delete on public.memories;
+create trigger memories_counted_delete after delete on public.memories
+  referencing old table as removed for each statement execute function public.memory_counts_deleted();
+
+insert into public.memory_counts (user_id, n)
+  select user_id, count(*) from public.memories group by user_id
+  on conflict (user_id) do update set n = excluded.n;
+
+alter table public.memory_terms enable row level security;
+alter table public.memory_counts enable row level security;
+
+drop policy if exists memory_terms_owner on public.memory_terms;
+create policy memory_terms_owner on public.memory_terms for all to authenticated
+  using ((select auth.uid())::text = user_id)
+  with check ((select auth.uid())::text = user_id);
+
+drop policy if exists memory_counts_owner on public.memory_counts;
+create policy memory_counts_owner on public.memory_counts for all to authenticated
+  using ((select auth.uid())::text = user_id)
+  with check ((select auth.uid())::text = user_id);
+
+revoke all on table public.memory_terms, public.memory_counts from anon;
+grant select, insert, update, delete on table public.memory_terms, public.memory_counts to authenticated;
+grant all on table public.memory_terms, public.memory_counts to service_role;
