@@ -75,3 +75,27 @@ create policy memory_counts_owner on public.memory_counts for all to authenticat
 revoke all on table public.memory_terms, public.memory_counts from anon;
 grant select, insert, update, delete on table public.memory_terms, public.memory_counts to authenticated;
 grant all on table public.memory_terms, public.memory_counts to service_role;
+
+-- As 0004 does for the other tables: RLS forced on the owner too (with the server policy
+-- that lets it through only when no user claims are set, or for the claimed user), and
+-- no TRUNCATE/REFERENCES/TRIGGER for `authenticated`.
+do $$
+declare
+  t text;
+  owner_role text;
+begin
+  foreach t in array array['memory_terms', 'memory_counts'] loop
+    select pg_catalog.pg_get_userbyid(c.relowner) into owner_role
+      from pg_catalog.pg_class c where c.oid = format('public.%I', t)::regclass;
+    execute format('drop policy if exists %I on public.%I', t || '_server', t);
+    execute format(
+      'create policy %I on public.%I for all to %I '
+      'using ((select auth.uid()) is null or (select auth.uid())::text = user_id) '
+      'with check ((select auth.uid()) is null or (select auth.uid())::text = user_id)',
+      t || '_server', t, owner_role);
+    execute format('alter table public.%I force row level security', t);
+  end loop;
+end
+$$;
+
+revoke truncate, references, trigger on table public.memory_terms, public.memory_counts from authenticated;
