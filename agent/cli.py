@@ -13,7 +13,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from memory.settings import Settings, get_settings
 from stores import startup_problem
@@ -21,15 +21,23 @@ from stores import startup_problem
 USAGE = """usage: python -m agent <command> [options]
 
 commands:
-  dev              run the worker against LiveKit with auto-reload (development)
+  dev              run the worker against LiveKit in development mode (no auto-reload:
+                   for hot reload use the LiveKit CLI, `lk agent dev`)
   start            run the worker in production mode
   connect          connect the worker to one room (--room NAME)
   console          talk to the agent in this terminal (no LiveKit server needed;
                    needs PortAudio: apt-get install libportaudio2)
   download-files   download model files the plugins need (run once at build time)
 
-environment (or .env): LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET,
-OPENAI_API_KEY (or OPENAI_BASE_URL), STORE_URL, AGENT_NAME; see .env.example"""
+options LiveKit's CLI takes are passed on, e.g. --url, --api-key, --api-secret
+(they override LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET), --log-level.
+
+environment (or .env, then .env.local, which `lk app env -w` writes and which wins):
+LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET, OPENAI_API_KEY (or OPENAI_BASE_URL),
+STORE_URL, AGENT_NAME; see .env.example"""
+
+# LiveKit CLI flags that stand in for settings (`--url X` or `--url=X`)
+LIVEKIT_FLAGS = {"--url": "livekit_url", "--api-key": "livekit_api_key", "--api-secret": "livekit_api_secret"}
 
 LIVEKIT_MODES = frozenset({"dev", "start", "connect"})
 MODEL_MODES = frozenset({"dev", "start", "connect", "console"})
@@ -82,6 +90,18 @@ def configuration_problems(mode: str, settings: Settings) -> list[str]:
     return problems
 
 
+def livekit_flag_values(args: Sequence[str]) -> dict[str, str | SecretStr]:
+    """The settings LiveKit's own `--url/--api-key/--api-secret` flags give (last one wins)."""
+    values: dict[str, str | SecretStr] = {}
+    for index, arg in enumerate(args):
+        name, _, inline = arg.partition("=")
+        if name in LIVEKIT_FLAGS:
+            value = inline if inline else (args[index + 1] if index + 1 < len(args) else "")
+            if value and not value.startswith("--"):
+                values[LIVEKIT_FLAGS[name]] = SecretStr(value) if name == "--api-secret" else value
+    return values
+
+
 def _export_for_livekit(settings: Settings) -> None:
     """LiveKit's CLI reads os.environ only; pass on values that came from `.env`."""
     values = {
@@ -103,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0
-    mode = next((a for a in args if not a.startswith("-")), "")
+    mode = args[0] if args[0] in MODES else next((a for a in args if not a.startswith("-")), "")
     if mode not in MODES:
         print(f"memory-agent: unknown command {mode!r}\n\n{USAGE}", file=sys.stderr)
         return EXIT_CONFIG
@@ -114,6 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines = [f"  - {'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()]
         print("memory-agent: invalid settings:\n" + "\n".join(lines), file=sys.stderr)
         return EXIT_CONFIG
+    flags = livekit_flag_values(args)
+    if flags:
+        settings = settings.model_copy(update=flags)
     wants_help = "--help" in args or "-h" in args
     problems = [] if wants_help else configuration_problems(mode, settings)
     if problems:
@@ -130,7 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return livekit_main(["download-files"])
     _export_for_livekit(settings)
-    warnings.filterwarnings("ignore", message="the built-in Python CLI is deprecated", category=DeprecationWarning)
+    # LiveKit deprecates running agents through this built-in CLI in favour of `lk agent ...`;
+    # show that notice once (Python hides DeprecationWarnings raised outside __main__ by default)
+    warnings.filterwarnings("default", message="the built-in Python CLI is deprecated", category=DeprecationWarning)
     from livekit.agents import cli
 
     from agent.worker import server

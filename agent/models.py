@@ -1,7 +1,11 @@
 """Speech and language models built from settings (OpenAI or any OpenAI-compatible server).
 
-Built inside the job, never at import: `openai.LLM()` raises without a key, and a
-worker must be importable (for `download-files`, tests, `--help`) without one.
+The models are built inside the job, never at import: `openai.LLM()` raises without
+a key, and a worker must be importable (for `download-files`, tests, `--help`)
+without one. The plugin module itself is imported here, at module import: LiveKit
+plugins register themselves and refuse to do so off the main thread, which is where
+a lazy import inside the job ran in `console` mode (and it blocked the event loop
+for about half a second on the first call).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from dataclasses import dataclass
 
 from livekit.agents import llm, stt, tts
 from livekit.agents.types import NOT_GIVEN, NotGivenOr
+from livekit.plugins import openai
 
 from memory.settings import Settings
 
@@ -43,8 +48,6 @@ def build_models(settings: Settings) -> Models:
     problem = model_credentials_problem(settings)
     if problem:
         raise MissingModelCredentialsError(problem)
-    from livekit.plugins import openai
-
     api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else PLACEHOLDER_API_KEY
     base_url: NotGivenOr[str] = settings.openai_base_url or NOT_GIVEN
     return Models(

@@ -1,4 +1,4 @@
-"""All configuration in one place, read from the environment (and `.env`).
+"""All configuration in one place, read from the environment (and `.env`, `.env.local`).
 
 Every edge (agent worker, HTTP API, store CLI) builds its objects from these
 settings so a deployment is configured by environment variables alone.
@@ -17,7 +17,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Environment-driven settings; names match `.env.example`."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False, env_ignore_empty=True)
+    # `.env.local` (what `lk app env -w` writes) is read after `.env`, so its values win
+    model_config = SettingsConfigDict(
+        env_file=(".env", ".env.local"), extra="ignore", case_sensitive=False, env_ignore_empty=True
+    )
 
     # storage
     store_url: str = "sqlite:///./data/memory-agent.db"

@@ -3,6 +3,7 @@
 # Fast when nothing changed: uv only checks the environment against the lock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/system-deps.sh
 source scripts/uv.sh
 "$UV" sync --locked --extra dev --quiet
 # The inspector page's browser libraries (livekit-client, supabase-js), pinned by package-lock.json;
