@@ -78,15 +78,15 @@ class Terminal:
             os.close(self.master)
 
 
-async def _until(condition: Any, terminal: Terminal, what: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
+async def _until(condition: Any, terminal: Terminal, what: str, limit: float = 90) -> None:
+    deadline = time.monotonic() + limit
     while not condition():
         if terminal.process.poll() is not None:
             raise AssertionError(
                 f"the console exited ({terminal.process.returncode}) before {what}:\n{terminal.output}"
             )
         if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} within {timeout:g} s:\n{terminal.output[-4000:]}")
+            raise AssertionError(f"no {what} within {limit:g} s:\n{terminal.output[-4000:]}")
         await asyncio.sleep(0.1)
 
 
