@@ -19,12 +19,13 @@ from agent.cache import SessionMemories
 from agent.greeting import greeting_instructions
 from agent.memory_agent import MemoryAgent
 from agent.models import build_models
+from agent.process_store import ProcessStore, process_store
 from agent.transcript import VoiceTranscript
 from agent.writebehind import WriteBehind
 from memory.models import Profile
 from memory.session import set_session_user
 from memory.settings import Settings, get_settings
-from stores import StoreError, UserStore, open_store
+from stores import StoreError, UserStore
 from stores.base import MAX_EMAIL_LENGTH
 
 logger = logging.getLogger("memory_agent.worker")
@@ -35,16 +36,17 @@ FLUSH_TIMEOUT = 7.0  # both queues flush in parallel, under AgentServer's defaul
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 # Keys a test or an embedding application may put in `ctx.proc.userdata` (e.g. from a
-# `setup_fnc`) to supply its own objects instead of the ones built from settings.
+# `setup_fnc`) to supply its own objects instead of the ones built from settings. None is
+# needed: by default the store is the process store (agent.process_store) from STORE_URL.
 OVERRIDE_KEYS = ("store", "llm", "stt", "tts", "vad", "session_options")
 
 
 class CallResources:
-    """What one call owns and must flush/close exactly once (on session close or job shutdown)."""
+    """What one call owns and must flush/release exactly once (on session close or job shutdown)."""
 
-    def __init__(self, store: UserStore, owns_store: bool) -> None:
+    def __init__(self, store: UserStore, holder: ProcessStore | None = None) -> None:
         self.store = store
-        self.owns_store = owns_store
+        self.holder = holder  # the process store this call holds (None: a store supplied in userdata)
         self.transcript: VoiceTranscript | None = None
         self.agent: MemoryAgent | None = None
         self._closing: asyncio.Task[int] | None = None
@@ -61,8 +63,8 @@ class CallResources:
         try:
             return sum(await asyncio.gather(*flushes))
         finally:
-            if self.owns_store:
-                await self.store.aclose()
+            if self.holder is not None:
+                await self.holder.release()  # after this call's flush; the last call out closes the store
 
 
 async def run_call(ctx: JobContext, settings: Settings | None = None) -> AgentSession[Any] | None:
@@ -80,27 +82,39 @@ async def run_call(ctx: JobContext, settings: Settings | None = None) -> AgentSe
     logger.info("voice session starting for user %s (room %s, job %s)", user_id, ctx.room.name, ctx.job.id)
     logger.debug("user %s has participant identity %r", user_id, participant.identity)
 
-    store: UserStore | None = overrides.get("store")
-    if store is None:
-        # the worker applied migrations when it started (cli.startup_problem); a call must not
-        # take the migration lock or run DDL before the caller hears anything
-        store = await open_store(
-            settings.store_url, settings=settings.model_copy(update={"store_migrate_on_open": False})
-        )
-        resources = CallResources(store, owns_store=True)
+    supplied: UserStore | None = overrides.get("store")
+    greeting_deadline = asyncio.get_running_loop().time() + PROFILE_TIMEOUT
+    holder = process_store(settings) if supplied is None else None
+    if holder is not None:
+        resources = CallResources(holder.acquire(), holder)
     else:
-        resources = CallResources(store, owns_store=False)
+        assert supplied is not None
+        resources = CallResources(supplied)
 
     async def _on_shutdown(reason: str) -> None:
         lost = await resources.close_soon()
         logger.info("voice session of user %s ended (%s); %d writes lost", user_id, reason or "shutdown", lost)
 
-    ctx.add_shutdown_callback(_on_shutdown)
+    ctx.add_shutdown_callback(_on_shutdown)  # registered before any wait: the store is always released
+
+    store_ready = True
+    if holder is not None and not await holder.wait_open(PROFILE_TIMEOUT):
+        store_ready = False
+        logger.warning(
+            "store at %s not open within %.0fs (%s); greeting user %s neutrally, retrying in the background",
+            holder.store.url,
+            PROFILE_TIMEOUT,
+            holder.last_error or "still connecting",
+            user_id,
+        )
 
     memories = SessionMemories(resources.store, user_id)
     memories.start_loading()  # in parallel with the profile look-up
-    first_login = await _ensure_profile(resources.store, user_id, participant.identity, memories.writes)
-    if not await memories.wait_loaded(GREETING_LOAD_TIMEOUT):
+    profile_timeout = max(0.0, greeting_deadline - asyncio.get_running_loop().time())
+    first_login = await _ensure_profile(
+        resources.store, user_id, participant.identity, memories.writes, profile_timeout
+    )
+    if not await memories.wait_loaded(GREETING_LOAD_TIMEOUT if store_ready else 0.0):
         logger.warning(
             "memories of user %s not loaded within %.0fs; greeting without them", user_id, GREETING_LOAD_TIMEOUT
         )
@@ -132,7 +146,9 @@ async def run_call(ctx: JobContext, settings: Settings | None = None) -> AgentSe
     return session
 
 
-async def _ensure_profile(store: UserStore, user_id: str, identity: str, writes: WriteBehind) -> bool | None:
+async def _ensure_profile(
+    store: UserStore, user_id: str, identity: str, writes: WriteBehind, within: float = PROFILE_TIMEOUT
+) -> bool | None:
     """Ensure the caller's profile; whether this call created it, or None if the store did not answer in time.
 
     A store outage must not cost the caller the call: the profile write is then
@@ -144,7 +160,9 @@ async def _ensure_profile(store: UserStore, user_id: str, identity: str, writes:
         return await store.profiles.ensure(user_id, identity=identity, email=email)
 
     try:
-        profile = await asyncio.wait_for(ensure(), PROFILE_TIMEOUT)
+        if within <= 0:
+            raise TimeoutError
+        profile = await asyncio.wait_for(ensure(), within)
     except (StoreError, TimeoutError, OSError) as exc:
         logger.warning(
             "profile of user %s not ensured within %.0fs (%s); greeting neutrally and retrying in the background",

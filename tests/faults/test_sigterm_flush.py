@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from memory import identity_to_uuid
+from memory.settings import Settings
 from stores import open_store
 from tests.faults.calls import stored_transcripts
 from tests.fixtures.redis_servers import RedisServer
@@ -79,7 +80,9 @@ async def test_sigterm_during_a_burst_flushes_every_acknowledged_message(
         process.stdin.write(b"GO\n")
         await worker.until(acks=ACKS_BEFORE_SIGTERM)
 
-        async with await open_store(fresh_redis_server.url) as reader:  # reads still pass the pause
+        # this read waits for the pause (scripts count as writes), longer than the default STORE_OP_TIMEOUT
+        reader_settings = Settings(store_op_timeout=PAUSE_MS / 1000 + 10)
+        async with await open_store(fresh_redis_server.url, settings=reader_settings) as reader:
             stored = sum(map(len, await stored_transcripts(reader, identity_to_uuid(CALLER))))
         process.send_signal(signal.SIGTERM)
         acked_at_signal = len(worker.acked)
