@@ -1,5 +1,8 @@
 """A loopback stand-in for the Supabase HTTP APIs the API calls: the JWKS and Storage.
 
+It also answers supabase-js's password sign-in (`POST /auth/v1/token?grant_type=password`,
+with CORS for the browser) for users added with `add_user`, issuing tokens from `issue`.
+
 Serves `GET /auth/v1/.well-known/jwks.json` from a mutable key list (counting
 hits) and the Storage REST endpoints supabase-py's `storage.from_(bucket)` uses:
 signed upload URL, upload to it, signed download URL, download, remove and list.
@@ -9,6 +12,8 @@ Objects are kept in memory by `<bucket>/<path>`; every call is recorded.
 from __future__ import annotations
 
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +40,9 @@ class FakeSupabase:
     calls: list[Call] = field(default_factory=list)
     _upload_tokens: dict[str, str] = field(default_factory=dict)  # token -> "<bucket>/<path>"
     _download_tokens: dict[str, str] = field(default_factory=dict)
+    users: dict[str, tuple[str, str]] = field(default_factory=dict)  # email -> (password, user id)
+    issue: Callable[[str, str], str] | None = None  # (user id, email) -> access token, for password sign-in
+    anon_key: str = "anon-key-for-tests"
     _runner: web.AppRunner | None = None
     port: int = 0
 
@@ -43,7 +51,9 @@ class FakeSupabase:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> FakeSupabase:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._cors])
+        app.router.add_post("/auth/v1/token", self._token)
+        app.router.add_post("/auth/v1/logout", self._logout)
         app.router.add_get("/auth/v1/.well-known/jwks.json", self._jwks)
         app.router.add_post("/storage/v1/object/upload/sign/{bucket}/{path:.+}", self._sign_upload)
         app.router.add_put("/storage/v1/object/upload/sign/{bucket}/{path:.+}", self._upload)
@@ -110,6 +120,61 @@ class FakeSupabase:
             if name in body:
                 settings[name] = body[name]
         return web.json_response({"message": "Successfully updated"})
+
+    def add_user(self, email: str, password: str, user_id: str) -> None:
+        self.users[email] = (password, user_id)
+
+    @web.middleware
+    async def _cors(self, request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
+        """The inspector page calls Auth from another origin, as browsers do with a real project."""
+        if request.method == "OPTIONS" and request.path.startswith("/auth/v1/"):
+            response: web.StreamResponse = web.Response(status=204)
+        else:
+            response = await handler(request)
+        if request.path.startswith("/auth/v1/"):
+            response.headers["Access-Control-Allow-Origin"] = request.headers.get("Origin", "*")
+            response.headers["Access-Control-Allow-Headers"] = request.headers.get(
+                "Access-Control-Request-Headers", "*"
+            )
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        return response
+
+    async def _token(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self._record(request, {"email": body.get("email")})  # never the password
+        if request.headers.get("apikey") != self.anon_key:
+            return web.json_response({"code": 401, "msg": "Invalid API key"}, status=401)
+        known = self.users.get(body.get("email", ""))
+        if request.query.get("grant_type") != "password" or known is None or known[0] != body.get("password"):
+            return web.json_response(
+                {"code": 400, "error_code": "invalid_credentials", "msg": "Invalid login credentials"}, status=400
+            )
+        if self.issue is None:
+            return web.json_response({"code": 500, "msg": "the test set no token issuer"}, status=500)
+        user_id, email = known[1], body["email"]
+        now = int(time.time())
+        return web.json_response(
+            {
+                "access_token": self.issue(user_id, email),
+                "token_type": "bearer",
+                "expires_in": 600,
+                "expires_at": now + 600,
+                "refresh_token": secrets.token_urlsafe(16),
+                "user": {
+                    "id": user_id,
+                    "aud": "authenticated",
+                    "role": "authenticated",
+                    "email": email,
+                    "app_metadata": {"provider": "email"},
+                    "user_metadata": {},
+                    "created_at": "2026-01-01T00:00:00Z",
+                },
+            }
+        )
+
+    async def _logout(self, request: web.Request) -> web.Response:
+        self._record(request)
+        return web.Response(status=204)
 
     async def _jwks(self, request: web.Request) -> web.Response:
         self.jwks_hits += 1

@@ -14,12 +14,14 @@ import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import jwt
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from memory.identity import identity_to_uuid
 from memory.settings import Settings
-from tests.http.conftest import RunningApp, serve
+from tests.http.conftest import RunningApp, Tokens, new_user, serve
+from tests.http.fake_supabase import FakeSupabase
 from tests.http.seed import voice_thread
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -240,3 +242,98 @@ async def test_a_stale_token_sends_the_user_back_to_sign_in(browser: Browser, ap
 async def api_dev(settings_factory: Callable[..., Settings]) -> AsyncIterator[RunningApp]:
     async with serve(settings_factory(api_dev_login=True)) as running:
         yield running
+
+
+async def test_production_sign_in_goes_through_supabase_js(
+    browser: Browser, settings_factory: Callable[..., Settings], supabase: FakeSupabase, tokens: Tokens
+) -> None:
+    user = new_user()
+    supabase.add_user("erin@example.com", "correct horse", user)
+    supabase.issue = lambda user_id, email: tokens.mint(user_id, email=email)  # ES256, checked through the JWKS
+    async with serve(settings_factory(supabase_anon_key=supabase.anon_key)) as app:
+        await app.services.store.memories.remember(user, "preference", "drink", "oat flat white", source="chat")
+        page = await open_page(browser, app)
+        await expect(page.get_by_role("button", name="Sign in as local developer")).to_be_hidden()
+        await page.get_by_label("Email").fill("erin@example.com")
+        await page.get_by_label("Password").fill("wrong")
+        await page.get_by_role("button", name="Sign in with Supabase").click()
+        await expect(page.get_by_role("alert")).to_contain_text("Invalid login credentials")
+
+        await page.get_by_label("Password").fill("correct horse")
+        await page.get_by_role("button", name="Sign in with Supabase").click()
+        await expect(page.locator('[data-key="preference/drink"] .value')).to_have_text("oat flat white")
+        await expect(page.locator("#who-email")).to_have_text("erin@example.com")
+        assert [c.json for c in supabase.calls if c.path.startswith("/auth/v1/token")][-1] == {
+            "email": "erin@example.com"
+        }
+        assert (await app.client.post("/dev-login")).status_code == 404
+
+        await page.get_by_role("button", name="Sign out").click()
+        await expect(page.get_by_role("button", name="Sign in with Supabase")).to_be_visible()
+        await page.reload()  # the session is gone from the browser, not just hidden
+        await expect(page.get_by_role("button", name="Sign in with Supabase")).to_be_visible()
+        await expect(page.locator("#memory-groups .memory")).to_have_count(0)
+
+
+# The LiveKit server is a network edge we cannot run here: this scripted stand-in for the SDK's Room
+# replays what the real one reports (connection states, `lk.transcription` text streams) to the page.
+SCRIPTED_LIVEKIT = """
+window.LivekitClient = (() => {
+  const RoomEvent = {ConnectionStateChanged: "connectionStateChanged", Disconnected: "disconnected",
+                     TrackSubscribed: "trackSubscribed"};
+  class Room {
+    constructor() { this.handlers = {}; this.streams = {}; this.mic = false; window.__room = this;
+                    this.localParticipant = {setMicrophoneEnabled: async (on) => { this.mic = on; }}; }
+    on(event, callback) { (this.handlers[event] ||= []).push(callback); return this; }
+    emit(event, ...args) { for (const callback of this.handlers[event] || []) callback(...args); }
+    registerTextStreamHandler(topic, callback) { this.streams[topic] = callback; }
+    async connect(url, token) { this.url = url; this.token = token;
+      this.emit(RoomEvent.ConnectionStateChanged, "connecting");
+      this.emit(RoomEvent.ConnectionStateChanged, "connected"); }
+    disconnect() { this.emit(RoomEvent.ConnectionStateChanged, "disconnected"); this.emit(RoomEvent.Disconnected); }
+    transcribe(identity, segment, chunks) {
+      const reader = {info: {id: "stream-" + segment, attributes: {"lk.segment_id": segment}},
+        async *[Symbol.asyncIterator]() { for (const chunk of chunks) { await new Promise(r => setTimeout(r, 5));
+                                                                         yield chunk; } }};
+      return this.streams["lk.transcription"](reader, {identity});
+    }
+  }
+  return {Room, RoomEvent};
+})();
+"""
+
+
+async def test_a_voice_call_shows_its_state_and_live_transcription(
+    browser: Browser, settings_factory: Callable[..., Settings]
+) -> None:
+    settings = settings_factory(
+        api_dev_login=True,
+        livekit_url="wss://livekit.example.test",
+        livekit_api_key="devkey",
+        livekit_api_secret="devsecret-devsecret-devsecret-devsecret",
+    )
+    async with serve(settings) as app:
+        page = await browser.new_page()
+        await page.route(
+            "**/inspector/vendor/livekit-client.js",
+            lambda route: route.fulfill(body=SCRIPTED_LIVEKIT, content_type="text/javascript"),
+        )
+        await page.goto(app.base_url + "/")
+        await sign_in(page)
+        await page.get_by_role("tab", name="Voice call").click()
+        await page.get_by_role("button", name="Start voice call").click()
+        await expect(page.locator("#call-state")).to_have_text("connected")
+        room = await page.evaluate("({url: __room.url, token: __room.token, mic: __room.mic})")
+        assert room["url"] == "wss://livekit.example.test" and room["mic"] is True
+        claims = jwt.decode(room["token"], options={"verify_signature": False})
+        assert claims["sub"] == DEV_USER and claims["video"]["room"] == f"user-{DEV_USER}"
+
+        await page.evaluate(f"__room.transcribe('{DEV_USER}', 'seg-1', ['My sister ', 'is called ', 'Maya.'])")
+        await page.evaluate("__room.transcribe('agent-1', 'seg-2', ['Nice to ', 'hear about Maya!'])")
+        lines = page.get_by_role("list", name="Live transcription").locator("li")
+        await expect(lines).to_have_text(["YouMy sister is called Maya.", "AgentNice to hear about Maya!"])
+
+        await page.get_by_role("button", name="End call").click()
+        await expect(page.locator("#call-state")).to_have_text("disconnected")
+        await expect(page.get_by_role("button", name="Start voice call")).to_be_enabled()
+        await expect(page.get_by_role("button", name="End call")).to_be_hidden()

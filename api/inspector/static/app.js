@@ -138,10 +138,10 @@ async function signIn(token) {
 }
 
 function signOut(message) {
+  state.me = null;  // first: the call ending below must not reload anything
   endCall();
   if (state.supabase) state.supabase.auth.signOut().catch(() => {});
   state.token = null;
-  state.me = null;
   sessionStorage.removeItem(TOKEN_KEY);
   $("app").hidden = true;
   $("who").hidden = true;
@@ -447,10 +447,12 @@ async function readTranscription(reader, participant) {
 }
 
 function finishCall(text) {
+  const hadCall = state.room !== null;
   state.room = null;
   $("call-end").hidden = true;
   $("call-start").disabled = !state.config?.voice;
   setCallState(text);
+  if (hadCall && state.me) loadThreads();  // the agent saves the call's transcript as a conversation
 }
 
 function endCall() {
