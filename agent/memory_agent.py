@@ -32,6 +32,9 @@ INLINE_RANK_LIMIT = 2000  # caches up to this size are ranked inline (about 1-2 
 INLINE_RANK_CHARS = 200_000  # ...and hold at most this much text (long values cost more to rank)
 INLINE_RANK_RESERVE_S = 0.010  # ...when at least this much budget is left, so inline ranking cannot overrun it
 TOOL_LOAD_TIMEOUT = 3.0  # an explicit recall may wait this long for the store, unlike a reply
+# how long leaving the session (its close, or a hand-off) may wait for pending memory writes;
+# with the worker's own flush (agent.worker.FLUSH_TIMEOUT) it stays under LiveKit's 10 s kill timer
+EXIT_FLUSH_TIMEOUT = 2.0
 
 INSTRUCTIONS = (
     "You are a friendly voice assistant with a long-term memory of the person you are talking to. "
@@ -208,6 +211,24 @@ class MemoryAgent(Agent):
             return f"Nothing was remembered under {key!r}; nothing to forget."
         logger.info("forgot %s/%s for user %s", forgotten.category, forgotten.key, self.user_id)
         return f"Forgot ({forgotten.category}) {forgotten.key.replace('_', ' ')}."
+
+    async def on_exit(self) -> None:
+        """Store pending memory writes when the agent leaves its session (the session closes, or a hand-off).
+
+        So `AgentSession(...).start(MemoryAgent(store))` needs no `aclose()`: once
+        `session.aclose()` returns, what the agent remembered is in the store. Bounded
+        by EXIT_FLUSH_TIMEOUT so a store outage cannot hold the close up; writes not
+        stored by then keep being retried in the background (and by `aclose`).
+        """
+        await super().on_exit()
+        writes = self.memories.writes
+        if writes.pending and not await writes.flush(EXIT_FLUSH_TIMEOUT):
+            logger.warning(
+                "user %s left the session with %d memory writes not yet stored after %.0fs; still retrying them",
+                self.user_id,
+                writes.pending,
+                EXIT_FLUSH_TIMEOUT,
+            )
 
     async def aclose(self, timeout: float | None = None) -> int:  # noqa: ASYNC109 - public API: a bound, not a cancel scope
         """Store every pending memory change; returns how many could not be stored."""
