@@ -1,8 +1,9 @@
-"""Store command line: `python -m stores migrate|compact [URL]`.
+"""Store command line: `python -m stores migrate|compact [URL]`, `python -m stores copy SRC DST`.
 
 `migrate` applies the numbered migrations in `sql/` to a Postgres/Supabase database
 and prints what it applied. `compact` rewrites a Redis server's persistence files
-(AOF/RDB) so erased data leaves its disk (docs/erasure.md). The URL defaults to
+(AOF/RDB) so erased data leaves its disk (docs/erasure.md). `copy` moves users from
+one store to another (`stores.copy_cli`, docs/copy.md). The URL defaults to
 STORE_URL; the exit status is 0 on success, 1 when the store cannot be reached or the
 work failed, 2 for a wrong command or URL.
 """
@@ -15,6 +16,7 @@ import sys
 from urllib.parse import urlsplit
 
 from memory.settings import Settings, get_settings
+from stores import copy_cli
 from stores.errors import StoreError, redact_url, scrub
 
 
@@ -40,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
         "compact", help="rewrite a Redis server's AOF/RDB files so erased users' data leaves the disk"
     )
     compact.add_argument("url", nargs="?", help="redis://host:6379/0 or redis+cluster://host:port (default: STORE_URL)")
+    copy_cli.add_parser(commands)
     return parser
 
 
@@ -78,6 +81,12 @@ def _compact(url: str, settings: Settings) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "copy":
+        try:
+            return asyncio.run(copy_cli.run(args))
+        except KeyboardInterrupt:
+            print("interrupted: rerun the same command to finish the copy (copied users are skipped)", file=sys.stderr)
+            return 130
     settings = get_settings()
     url: str = args.url or settings.store_url
     if args.command == "compact":

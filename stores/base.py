@@ -286,8 +286,10 @@ class ThreadStore(Store[Any], AttachmentStore[Any], ABC):
 
     # -- whole-user helpers used by export ---------------------------------
     async def list_attachments(self, user_id: str) -> list[Attachment]:
+        """Every attachment of the user, by id (the same order on every backend, so exports compare)."""
         validate_user_id(user_id)
-        return [codec.load_attachment(row) for row in await self._list_attachments(user_id)]
+        attachments = [codec.load_attachment(row) for row in await self._list_attachments(user_id)]
+        return sorted(attachments, key=lambda attachment: attachment.id)
 
     # -- backend primitives ------------------------------------------------
     @abstractmethod
@@ -549,8 +551,20 @@ class UserStore(ABC):
         if self.threads.files is not None:
             await self.threads.files.delete_user(user_id)
 
+    async def list_users(self) -> list[str]:
+        """Every user id with anything stored (profile, memories, threads or attachments), sorted.
+
+        For operators (`python -m stores copy`); it reads across users, so it is never
+        reachable from a user's request.
+        """
+        return sorted(set(await self._list_users()))
+
     @abstractmethod
     async def _forget_user(self, user_id: str) -> None: ...
+
+    @abstractmethod
+    async def _list_users(self) -> list[str]:
+        """The ids of users with stored data, any order, duplicates allowed."""
 
     @abstractmethod
     async def ping(self) -> None:

@@ -291,6 +291,13 @@ class InProcessStore(UserStore):
     async def _forget_user(self, user_id: str) -> None:
         self._data.users.pop(user_id, None)
 
+    async def _list_users(self) -> list[str]:
+        return [
+            user_id
+            for user_id, data in self._data.users.items()
+            if data.profile is not None or data.memories or data.attachments or len(data.threads.rows) > 0
+        ]
+
     async def ping(self) -> None:
         return None
 

@@ -29,6 +29,13 @@ ERASE_TABLES = (
 logger = logging.getLogger(__name__)
 
 
+# an item always has its thread
+_LIST_USERS = """
+select id from public.profiles union select user_id from public.memories
+union select user_id from public.chatkit_threads union select user_id from public.chatkit_attachments
+"""
+
+
 class PostgresStore(UserStore):
     """Postgres / Supabase / Neon; one pool per store, closed once by `aclose`."""
 
@@ -77,6 +84,10 @@ class PostgresStore(UserStore):
             )
             return False
         return True
+
+    async def _list_users(self) -> list[str]:
+        rows = await self._db.run(None, (_LIST_USERS, None))  # as the owner: it reads across users
+        return [row[0] for row in rows]
 
     async def ping(self) -> None:
         await self._db.run(None, ("select 1", None))

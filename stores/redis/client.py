@@ -27,9 +27,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from stores.errors import StoreError, StoreUnavailableError, closed_error, timeout_error
 from stores.redis import scripts
+from stores.redis.keys import NAMESPACE
 from stores.redis.url import RedisUrl
 
 T = TypeVar("T")
+_USER_ROOT_KEYS = {"profile", "mem", "threads", "atts"}  # every user with data has one of these
 Client = aioredis.Redis | RedisCluster
 _UNAVAILABLE = (
     RedisConnectionError,
@@ -146,6 +148,24 @@ class RedisConnection:
 
     async def ping(self) -> None:
         await self.run(self.client.ping())
+
+    async def scan_users(self) -> list[str]:
+        """Ids of users with a profile, memories, threads or attachments (SCAN over every primary).
+
+        For operators (`python -m stores copy`): it walks the whole key space.
+        """
+
+        if self.closed:
+            raise closed_error(f"Redis store at {self.config.redacted}")
+        users = []
+        try:  # no STORE_OP_TIMEOUT: a large key space takes as long as it takes; each SCAN step is short
+            async for key in self.client.scan_iter(match=f"{NAMESPACE}:{{*}}:*", count=1000):
+                user_id, _, kind = str(key)[len(NAMESPACE) + 2 :].partition("}:")
+                if kind in _USER_ROOT_KEYS:
+                    users.append(user_id)
+        except (RedisError, *_UNAVAILABLE) as exc:
+            raise self.error(exc) from exc
+        return users
 
     async def check(self) -> None:
         """Connect and verify the server kind matches the URL (cluster vs single node)."""

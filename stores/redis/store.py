@@ -318,6 +318,9 @@ class RedisStore(UserStore):
             [keys.prefix],
         )
 
+    async def _list_users(self) -> list[str]:
+        return await self._conn.scan_users()
+
     async def ping(self) -> None:
         await self._conn.ping()
 

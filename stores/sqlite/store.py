@@ -11,6 +11,10 @@ from stores.sqlite.memories import SqliteMemoryStore, SqliteProfileStore
 from stores.sqlite.schema import USER_TABLES
 from stores.sqlite.threads import SqliteThreadStore
 
+_LIST_USERS = " UNION ".join(
+    f"SELECT {column} FROM {table}" for table, column in USER_TABLES if table != "items"
+)  # an item always has its thread
+
 
 class SqliteStore(UserStore):
     """Everything in one SQLite file (WAL mode); survives restarts with zero set-up."""
@@ -29,6 +33,10 @@ class SqliteStore(UserStore):
                 conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (user_id,))
 
         await self._db.write(work, erase=True)
+
+    async def _list_users(self) -> list[str]:
+        rows = await self._db.fetch_all(_LIST_USERS)
+        return [row[0] for row in rows]
 
     async def ping(self) -> None:
         await self._db.fetch_one("SELECT 1")
