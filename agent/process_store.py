@@ -54,6 +54,9 @@ class SharedStore(UserStore):
     async def _forget_user(self, user_id: str) -> None:
         await self._holder.require()._forget_user(user_id)
 
+    async def _list_users(self) -> list[str]:
+        return await self._holder.require()._list_users()
+
     async def ping(self) -> None:
         await self._holder.require().ping()
 
