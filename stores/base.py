@@ -40,6 +40,7 @@ from memory.models import (
 )
 from memory.ranking import query_terms
 from stores import codec
+from stores.changes import Change, ChangeFeed, ChangeKind
 from stores.files import FileStorage
 from stores.ids import (
     clamp_limit,
@@ -346,6 +347,12 @@ class ThreadStore(Store[Any], AttachmentStore[Any], ABC):
         """Every attachment JSON of the user."""
 
 
+async def _published(feed: ChangeFeed | None, user_id: str, kind: ChangeKind, op: str) -> None:
+    """Announce a successful write on the user's change feed (never raises; see `stores.changes`)."""
+    if feed is not None:
+        await feed.publish(Change(user_id, kind, op))
+
+
 class MemoryStore(ABC):
     """Facts about a user, unique per (user, category, key); ranking is shared (memory.ranking).
 
@@ -353,6 +360,8 @@ class MemoryStore(ABC):
     item ids of the turn it was learned from, so one conversation's facts can be
     forgotten together (`forget_from`).
     """
+
+    changes: ChangeFeed | None = None  # set by the UserStore; every successful write is published on it
 
     async def remember(
         self,
@@ -370,7 +379,7 @@ class MemoryStore(ABC):
             validate_object_id(thread_id, "thread id")
         if item_id is not None:
             validate_object_id(item_id, "item id")
-        return await self._upsert(
+        memory = await self._upsert(
             user_id,
             normalize_category(category),
             normalize_key(key),
@@ -379,6 +388,8 @@ class MemoryStore(ABC):
             codec.utc_now(),
             new_id("mem"),
         )
+        await _published(self.changes, user_id, "memory", "remember")
+        return memory
 
     async def get(self, user_id: str, category: str, key: str) -> Memory | None:
         validate_user_id(user_id)
@@ -404,14 +415,20 @@ class MemoryStore(ABC):
         """Delete one memory; True if it existed. `source` says who asked (for the audit trail)."""
         validate_user_id(user_id)
         validate_source(source)
-        return await self._delete(user_id, normalize_category(category), normalize_key(key))
+        forgotten = await self._delete(user_id, normalize_category(category), normalize_key(key))
+        if forgotten:
+            await _published(self.changes, user_id, "memory", "forget")
+        return forgotten
 
     async def forget_from(self, user_id: str, thread_id: str, *, source: str | None = None) -> int:
         """Forget every memory whose current value was learned in thread `thread_id`; return how many."""
         validate_user_id(user_id)
         validate_object_id(thread_id, "thread id")
         validate_source(source)
-        return await self._delete_from(user_id, thread_id)
+        forgotten = await self._delete_from(user_id, thread_id)
+        if forgotten:
+            await _published(self.changes, user_id, "memory", "forget_from")
+        return forgotten
 
     @abstractmethod
     async def _upsert(
@@ -451,6 +468,8 @@ class ProfileStore(ABC):
 
     default_memory_enabled: bool = True
 
+    changes: ChangeFeed | None = None  # set by the UserStore; profile changes that matter are published on it
+
     async def ensure(self, user_id: str, *, identity: str | None = None, email: str | None = None) -> Profile:
         validate_user_id(user_id)
         if identity is not None and (not identity.strip() or len(identity) > MAX_PROFILE_IDENTITY_LENGTH):
@@ -477,6 +496,7 @@ class ProfileStore(ABC):
         if not isinstance(enabled, bool):
             raise ValueError("memory_enabled must be true or false")
         profile = await self._set_memory_enabled(user_id, enabled, codec.utc_now())
+        await _published(self.changes, user_id, "profile", "memory_enabled")
         return profile.model_copy(update={"is_first_login": False}) if profile.is_first_login else profile
 
     @abstractmethod
@@ -506,6 +526,7 @@ class UserStore(ABC):
     threads: ThreadStore
     memories: MemoryStore
     profiles: ProfileStore
+    changes: ChangeFeed  # the per-user change feed (`stores.changes`)
     url: str  # redacted, safe to log
 
     _closed: bool = False
@@ -550,6 +571,13 @@ class UserStore(ABC):
         await self._forget_user(user_id)
         if self.threads.files is not None:
             await self.threads.files.delete_user(user_id)
+        await _published(self.changes, user_id, "erase", "forget_user")
+
+    def _use_changes(self, feed: ChangeFeed) -> None:
+        """Install the backend's change feed; every facet publishes its successful writes on it."""
+        self.changes = feed
+        self.memories.changes = feed
+        self.profiles.changes = feed
 
     async def list_users(self) -> list[str]:
         """Every user id with anything stored (profile, memories, threads or attachments), sorted.
@@ -575,7 +603,10 @@ class UserStore(ABC):
         if self._closed:
             return
         self._closed = True
-        await self._close()
+        try:
+            await self.changes.aclose()  # its listener may hold a connection of the pool
+        finally:
+            await self._close()
 
     async def _close(self) -> None:  # noqa: B027 - optional hook, most backends have a pool to close
         """Release connections (backends with a pool override this)."""

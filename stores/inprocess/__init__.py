@@ -14,6 +14,7 @@ from memory.models import Memory, Profile, Provenance
 from memory.ranking import Posting, epoch_us, index_terms, rank_postings
 from memory.settings import Settings
 from stores.base import MemoryStore, ProfileStore, RawPage, ThreadStore, UserStore
+from stores.changes import ChangeFeed
 
 Position = tuple[int, int, str]  # (sort key, insertion seq, id)
 
@@ -287,6 +288,7 @@ class InProcessStore(UserStore):
         self.threads = InProcessThreadStore(data)
         self.memories = InProcessMemoryStore(data)
         self.profiles = InProcessProfileStore(data)
+        self._use_changes(ChangeFeed())  # in-process: publishing delivers directly
 
     async def _forget_user(self, user_id: str) -> None:
         self._data.users.pop(user_id, None)

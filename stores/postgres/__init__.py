@@ -148,7 +148,9 @@ async def open(url: str, settings: Settings) -> PostgresStore:
         op_timeout=settings.store_op_timeout,
         prepare=config.prepare,
     )
-    return PostgresStore(db, config.redacted, erase_vacuum=settings.store_erase_vacuum)
+    return PostgresStore(
+        db, config.redacted, erase_vacuum=settings.store_erase_vacuum, url=url, connect_timeout=timeout
+    )
 
 
 async def _discard(pool: AsyncConnectionPool) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from stores.base import UserStore
+from stores.postgres.changes import PostgresChangeFeed
 from stores.postgres.db import Database, Params, Row
 from stores.postgres.people import PostgresMemoryStore, PostgresProfileStore
 from stores.postgres.threads import PostgresThreadStore
@@ -39,13 +40,16 @@ union select user_id from public.chatkit_threads union select user_id from publi
 class PostgresStore(UserStore):
     """Postgres / Supabase / Neon; one pool per store, closed once by `aclose`."""
 
-    def __init__(self, db: Database, redacted_url: str, *, erase_vacuum: bool = False) -> None:
+    def __init__(
+        self, db: Database, redacted_url: str, *, erase_vacuum: bool = False, url: str, connect_timeout: float = 5.0
+    ) -> None:
         self._db = db
         self.url = redacted_url
         self.erase_vacuum = erase_vacuum
         self.threads = PostgresThreadStore(db)
         self.memories = PostgresMemoryStore(db)
         self.profiles = PostgresProfileStore(db)
+        self._use_changes(PostgresChangeFeed(db, url, connect_timeout))
 
     @property
     def rls(self) -> bool:

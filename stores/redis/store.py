@@ -12,6 +12,7 @@ from datetime import datetime
 from memory.models import Memory, Profile, Provenance
 from memory.ranking import Posting, epoch_us, index_terms, rank_postings
 from stores.base import MemoryStore, ProfileStore, RawPage, ThreadStore, UserStore
+from stores.redis.changes import RedisChangeFeed
 from stores.redis.client import RedisConnection
 from stores.redis.keys import UserKeys, encode_sort_key
 
@@ -296,6 +297,7 @@ class RedisStore(UserStore):
         self.threads = RedisThreadStore(conn)
         self.memories = RedisMemoryStore(conn)
         self.profiles = RedisProfileStore(conn)
+        self._use_changes(RedisChangeFeed(conn))
 
     @property
     def thread_ttl(self) -> int | None:

@@ -112,6 +112,8 @@ def _configure(conn: sqlite3.Connection, busy_timeout_ms: int, *, writer: bool) 
 class Database:
     """The store's connections; `aclose()` closes them."""
 
+    busy_timeout_ms = 5000  # set by `open`; other connections to the file (the change poller) use it too
+
     def __init__(
         self,
         path: Path,
@@ -153,7 +155,9 @@ class Database:
                     "database (or a file that does not exist yet) in a directory this process may write to"
                 ) from None
             raise
-        return cls(path, writer, reader, op_timeout)
+        db = cls(path, writer, reader, op_timeout)
+        db.busy_timeout_ms = busy_timeout_ms
+        return db
 
     async def write(self, work: Callable[[sqlite3.Connection], T], *, erase: bool = False) -> T:
         """Run `work(conn)` as one atomic write transaction on the writer's thread.

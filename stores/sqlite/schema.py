@@ -133,6 +133,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "INSERT INTO memory_counts (user_id, n) SELECT user_id, count(*) FROM memories GROUP BY user_id",
     ),
+    (),  # reserved: issue 10 (erasure: audit trail), version 4
+    # version 5 (issue 10): the change feed (stores.sqlite.changes); no user data: channel is a digest
+    (
+        """
+        CREATE TABLE changes (
+            seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+            channel TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            at      REAL NOT NULL
+        )
+        """,
+        "CREATE INDEX changes_at ON changes (at)",
+    ),
 )
 
 USER_TABLES: tuple[tuple[str, str], ...] = (

@@ -6,6 +6,7 @@ import sqlite3
 
 from stores.base import UserStore
 from stores.errors import redact_url
+from stores.sqlite.changes import SqliteChangeFeed
 from stores.sqlite.database import Database
 from stores.sqlite.memories import SqliteMemoryStore, SqliteProfileStore
 from stores.sqlite.schema import USER_TABLES
@@ -26,6 +27,7 @@ class SqliteStore(UserStore):
         self.threads = SqliteThreadStore(db)
         self.memories = SqliteMemoryStore(db)
         self.profiles = SqliteProfileStore(db)
+        self._use_changes(SqliteChangeFeed(db))
 
     async def _forget_user(self, user_id: str) -> None:
         def work(conn: sqlite3.Connection) -> None:

@@ -363,6 +363,8 @@ async def test_schema_is_versioned_and_reopening_runs_no_migration(tmp_path: Pat
         "profiles",
         "memory_terms",
         "memory_counts",
+        "changes",
+        "sqlite_sequence",  # the changes table's AUTOINCREMENT counter
     }
 
 
