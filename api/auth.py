@@ -1,6 +1,6 @@
 """Supabase access-token verification and the FastAPI dependency that yields the signed-in user.
 
-Follows the checklist in design/supabase.md: ES256/RS256 through the project JWKS,
+Follows the checklist in docs/http-api.md ("Authentication"): ES256/RS256 through the project JWKS,
 HS256 only with a configured secret, no algorithm confusion, `aud`/`iss`/`role`/
 `sub` checked, a small leeway, and one uniform 401 that reveals nothing about why.
 """

@@ -50,6 +50,21 @@ def build_model(settings: Settings) -> tuple[AsyncOpenAI | None, Model | None]:
     return client, OpenAIChatCompletionsModel(model=settings.llm_model, openai_client=client)
 
 
+MIN_HMAC_SECRET_BYTES = 32  # RFC 7518: an HS256 key at least as long as the hash
+
+
+def warn_short_livekit_secret(settings: Settings) -> None:
+    """One clear warning for a short LiveKit secret (instead of PyJWT's on every token)."""
+    secret = settings.livekit_api_secret.get_secret_value() if settings.livekit_api_secret else ""
+    if secret and len(secret.encode()) < MIN_HMAC_SECRET_BYTES:
+        logger.warning(
+            "LIVEKIT_API_SECRET is shorter than %d bytes: fine for `livekit-server --dev` on your machine, "
+            "unsafe anywhere else; give the server a long key pair, e.g. "
+            'LIVEKIT_KEYS="devkey: $(openssl rand -hex 32)" livekit-server --dev, and set the same secret here',
+            MIN_HMAC_SECRET_BYTES,
+        )
+
+
 async def start_services(settings: Settings) -> Services:
     """Open the store, the blob backend and the HTTP clients; undo what was opened if a step fails."""
     if not settings.supabase_url:
@@ -64,6 +79,7 @@ async def start_services(settings: Settings) -> Services:
     http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0), follow_redirects=False)
     url = jwks_url(settings)
     verifier = TokenVerifier(settings, JwksCache(url, http) if url else None)
+    warn_short_livekit_secret(settings)
     openai_client, model = build_model(settings)
     chat = MemoryChatServer(store, model)
     logger.info("API ready: store %s, files %s", store.url, settings.files_url)

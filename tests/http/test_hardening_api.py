@@ -4,13 +4,17 @@ control/bidi characters in names, deep JSON and erase-during-upload races, links
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
+import warnings
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
+import pytest
+from jwt.warnings import InsecureKeyLengthWarning
 
 from api.devtoken import mint_dev_token
 from memory.settings import Settings
@@ -192,3 +196,21 @@ async def test_erasing_the_user_during_uploads_is_a_404_and_leaves_nothing(api: 
         assert not stored_path(api, user, attachment["id"]).exists()
     user_dir = stored_path(api, user, "x").parent
     assert not user_dir.exists() or not any(user_dir.iterdir())
+
+
+async def test_livekit_dev_secret_is_reported_once_not_on_every_token(
+    settings_factory: Callable[..., Settings], tokens: Tokens, caplog: pytest.LogCaptureFixture
+) -> None:
+    dev = {**LIVEKIT, "livekit_api_key": "devkey", "livekit_api_secret": "secret"}  # livekit-server --dev
+    with caplog.at_level(logging.WARNING, logger="memory_agent.api"):
+        async with serve(settings_factory(**dev)) as api:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                for _ in range(3):
+                    response = await api.client.post("/livekit/token", headers=api.auth(tokens.mint(new_user())))
+                    assert response.status_code == 200, response.text
+    assert not [w for w in caught if issubclass(w.category, InsecureKeyLengthWarning)], [
+        (str(w.message), w.filename, w.lineno) for w in caught
+    ]
+    notes = [r.getMessage() for r in caplog.records if "LIVEKIT_API_SECRET is shorter" in r.getMessage()]
+    assert len(notes) == 1 and "LIVEKIT_KEYS=" in notes[0]
