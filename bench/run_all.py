@@ -35,6 +35,11 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("growth", "2. Growth: history and other users", ["--size", "1000", "--repeat", "30"]),
     ("agent_recall_overhead", "3. Voice path: memory recall overhead", ["--turns", "40"]),
     ("load", "4. Load: concurrent sessions, leaks and lost writes", ["--sessions", "20", "--turns", "5"]),
+    (
+        "call_setup",
+        "5. Call set-up: participant joined to greeting, store per call vs per process",
+        ["--samples", "10", "--concurrency", "1,10"],
+    ),
 ]
 DEFAULT_OUTPUT = Path(__file__).with_name("RESULTS.md")
 
