@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse
@@ -18,6 +19,7 @@ from api.body import json_body_schema, parse_json_body, read_limited_body
 from api.devtoken import DevTokenError, mint_dev_token
 from api.services import Services
 from memory.identity import identity_to_uuid
+from memory.settings import Settings
 
 router = APIRouter(tags=["inspector"])
 
@@ -59,9 +61,48 @@ def _services(request: Request) -> Services:
     return services
 
 
+def _origin(url: str | None, *, websocket: bool = False) -> list[str]:
+    """`url`'s origin for a CSP source list (plus its ws/http twin: LiveKit uses both)."""
+    if not url:
+        return []
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return []
+    origins = [f"{parts.scheme}://{parts.netloc}"]
+    if websocket:
+        twin = {"wss": "https", "ws": "http", "https": "wss", "http": "ws"}.get(parts.scheme)
+        if twin:
+            origins.append(f"{twin}://{parts.netloc}")
+    return origins
+
+
+def content_security_policy(settings: Settings) -> str:
+    """Only our own scripts run, and the page talks only to this API, Supabase Auth and LiveKit."""
+    connect = ["'self'", *_origin(settings.supabase_url), *_origin(settings.livekit_url, websocket=True)]
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data: blob:",
+            "media-src 'self' blob:",
+            f"connect-src {' '.join(dict.fromkeys(connect))}",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+        ]
+    )
+
+
 @router.get("/", include_in_schema=False)
-async def page() -> FileResponse:
-    return FileResponse(STATIC / "index.html", media_type="text/html", headers=NO_CACHE)
+async def page(request: Request) -> FileResponse:
+    headers = {
+        **NO_CACHE,
+        "Content-Security-Policy": content_security_policy(_services(request).settings),
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+    }
+    return FileResponse(STATIC / "index.html", media_type="text/html", headers=headers)
 
 
 @router.get("/inspector/{name}", include_in_schema=False)

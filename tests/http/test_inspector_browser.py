@@ -36,6 +36,9 @@ FLAGS = [
     "--disable-sync",
 ]
 DEV_USER = identity_to_uuid("developer@localhost")
+UI_TIMEOUT_MS = 20_000  # generous: the suite shares two cores with Postgres, Redis and other tests
+
+expect.set_options(timeout=UI_TIMEOUT_MS)
 
 
 def chromium() -> str:
@@ -71,12 +74,27 @@ async def inspector(
 
 async def open_page(browser: Browser, app: RunningApp) -> Page:
     page = await browser.new_page(viewport={"width": 1100, "height": 760}, accept_downloads=True)
+    page.set_default_timeout(UI_TIMEOUT_MS)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.add_init_script(CSP_WATCH)
     await page.goto(app.base_url + "/")
     await expect(page.locator("body[data-ready=true]")).to_be_attached()
     assert errors == [], errors
     return page
+
+
+CSP_WATCH = """
+window.__csp = [];
+document.addEventListener("securitypolicyviolation",
+                          (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));
+"""
+
+
+async def csp_violations(page: Page) -> list[str]:
+    """What the page's Content-Security-Policy blocked (it must block nothing the page needs)."""
+    blocked: list[str] = await page.evaluate("window.__csp")
+    return blocked
 
 
 async def sign_in(page: Page) -> None:
@@ -188,6 +206,7 @@ async def test_a_user_inspects_corrects_exports_and_deletes_their_memory(
     after = await store.export_user(DEV_USER)
     assert after["memories"] == [] and after["threads"] == [] and after["profile"] is None
     assert await store.memories.get(stranger, "work", "employer") is not None
+    assert await csp_violations(page) == []
 
 
 async def test_bad_input_shows_the_servers_reason(browser: Browser, inspector: RunningApp) -> None:
@@ -273,6 +292,7 @@ async def test_production_sign_in_goes_through_supabase_js(
         await page.reload()  # the session is gone from the browser, not just hidden
         await expect(page.get_by_role("button", name="Sign in with Supabase")).to_be_visible()
         await expect(page.locator("#memory-groups .memory")).to_have_count(0)
+        assert await csp_violations(page) == []  # supabase-js reached Auth on its own origin
 
 
 # The LiveKit server is a network edge we cannot run here: this scripted stand-in for the SDK's Room
@@ -314,6 +334,7 @@ async def test_a_voice_call_shows_its_state_and_live_transcription(
     )
     async with serve(settings) as app:
         page = await browser.new_page()
+        page.set_default_timeout(UI_TIMEOUT_MS)
         await page.route(
             "**/inspector/vendor/livekit-client.js",
             lambda route: route.fulfill(body=SCRIPTED_LIVEKIT, content_type="text/javascript"),

@@ -102,3 +102,20 @@ def test_local_urls() -> None:
         assert is_local_url(url), url
     for url in ["https://x.supabase.co", "http://192.168.1.2", "http://localhost.evil.com", "not a url"]:
         assert not is_local_url(url), url
+
+
+async def test_the_page_only_talks_to_the_api_supabase_and_livekit(settings_factory: Callable[..., Settings]) -> None:
+    settings = settings_factory(
+        livekit_url="wss://demo.livekit.cloud", livekit_api_key="k", livekit_api_secret="s" * 32
+    )
+    async with serve(settings) as app:
+        page = await app.client.get("/")
+    policy = dict(part.strip().split(" ", 1) for part in page.headers["content-security-policy"].split(";"))
+    assert policy["script-src"] == "'self'" and policy["frame-ancestors"] == "'none'"
+    assert policy["connect-src"].split() == [
+        "'self'",
+        settings.supabase_url,
+        "wss://demo.livekit.cloud",
+        "https://demo.livekit.cloud",
+    ]
+    assert page.headers["x-content-type-options"] == "nosniff"
