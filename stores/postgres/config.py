@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from stores.errors import PERCENT_ENCODE_HINT, has_unencoded_credentials, redact_url
 
 TRANSACTION_POOLER_PORT = 6543  # Supabase's (Supavisor) transaction pooler
+POOLER_PORTS = {TRANSACTION_POOLER_PORT, 6432}  # and PgBouncer's default port
 DEFAULT_POOL_MAX = 10
 APPLICATION_NAME = "memory-agent-store"
 _TRUE = {"1", "true", "yes", "on"}
@@ -31,9 +32,10 @@ class PostgresConfig:
 def parse_url(url: str) -> PostgresConfig:
     """Split our parameters off a `postgresql://` URL; ValueError says what is wrong.
 
-    Prepared statements are off with `?prepare=false` or on port 6543, because a
-    transaction pooler hands each transaction to any server connection, where a
-    statement prepared on another one does not exist.
+    Prepared statements are off with `?prepare=false` or on ports 6543 (Supabase's
+    transaction pooler) and 6432 (PgBouncer), because a transaction pooler hands each
+    transaction to any server connection, where a statement prepared on another one
+    does not exist. (`Database.run` also turns them off when a call finds one missing.)
     """
     redacted = redact_url(url)
     if has_unencoded_credentials(url):
@@ -71,6 +73,6 @@ def parse_url(url: str) -> PostgresConfig:
     if not any(key.lower() == "application_name" for key, _ in params):
         params.append(("application_name", APPLICATION_NAME))
     if prepare is None:
-        prepare = port != TRANSACTION_POOLER_PORT
+        prepare = port not in POOLER_PORTS
     conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(params), parts.fragment))
     return PostgresConfig(conninfo=conninfo, redacted=redacted, prepare=prepare, pool_max=pool_max)

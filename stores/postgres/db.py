@@ -13,7 +13,8 @@ the URL (docs/performance.md has the measurements):
   together as extended-protocol messages closed by ONE Sync; Postgres runs everything
   before a Sync as one transaction, and the statements are prepared on the connection
   (psycopg's `prepare_threshold`), so the server skips parsing and planning them.
-- not prepared (`?prepare=false`, or port 6543, Supabase's transaction pooler): the
+- not prepared (`?prepare=false`, or port 6543 (Supabase's transaction pooler) or 6432
+  (PgBouncer's default), or after a call found its prepared statement gone): the
   statements are bound client-side (psycopg's `ClientCursor` quoting, as Django does by
   default) and sent as one simple-protocol Query, which Postgres also runs as one
   implicit transaction. Nothing is prepared on the server, so any pooler works: a
@@ -76,6 +77,8 @@ _TIMEOUT_AND_BIND_SQL = (
     "set_config('request.jwt.claims', %s, true)"
 )
 _RETRIABLE = (errors.SerializationFailure, errors.DeadlockDetected)
+# what a transaction pooler the URL did not reveal does to prepared statements
+_PREPARED_LOST = (errors.InvalidSqlStatementName, errors.DuplicatePreparedStatement)
 _TIMEOUT_SQL = "select set_config('statement_timeout', %s, true)"
 DEFAULT_OP_TIMEOUT = 5.0
 _ABANDON_WAIT = 1.0  # how long a query whose socket was shut down may take to notice
@@ -166,6 +169,16 @@ class Database:
                 if loop.time() >= deadline - 0.01:
                     raise self._timeout() from None  # every connection busy (or hung) for the whole deadline
                 raise self._unavailable(exc) from None
+            except _PREPARED_LOST as exc:
+                if not self.prepare or attempt == 2:
+                    raise self._error(exc) from None
+                self.prepare = False  # the failed call was rolled back whole: run it again, unprepared
+                logger.warning(
+                    "Postgres at %s lost a prepared statement (%s): a transaction pooler is probably in between; "
+                    "statements are no longer prepared (add ?prepare=false to STORE_URL to say so up front)",
+                    self._redacted,
+                    self._reason(exc),
+                )
             except _RETRIABLE as exc:
                 if attempt == 2:
                     raise self._error(exc) from None

@@ -126,6 +126,7 @@ def test_pooler_settings_from_the_url() -> None:
     supabase = "postgresql://postgres.ref:pw@aws-0-eu-west-1.pooler.supabase.com:6543/postgres"
     assert parse_url(supabase).prepare is False  # transaction pooler port detected
     assert parse_url(supabase.replace(":6543/", ":5432/")).prepare is True  # session pooler / direct
+    assert parse_url("postgresql://u:pw@pgbouncer.internal:6432/app").prepare is False  # PgBouncer's port
     explicit = parse_url("postgresql://u:pw@db.example.com:5432/app?prepare=false&pool_max=3&sslmode=require")
     assert (explicit.prepare, explicit.pool_max) == (False, 3)
     # our own parameters never reach libpq; libpq's do
@@ -154,6 +155,24 @@ async def test_statements_are_prepared_only_where_the_url_allows(
             await store.memories.get(user_a, "fact", "k")
         rows = await store.run_as(user_a, "select count(*) from pg_prepared_statements")
         assert (rows[0][0] > 0) is prepared
+
+
+async def test_prepared_statements_lost_behind_an_unrevealed_pooler_are_turned_off(
+    postgres_store_url: str, user_a: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A transaction pooler on an unusual port loses prepared statements: the call still succeeds."""
+    async with await open_store(f"{postgres_store_url}?pool_max=1", settings=Settings()) as store:
+        assert isinstance(store, PostgresStore)
+        for _ in range(8):
+            await store.memories.remember(user_a, "fact", "k", "v")
+        # what a pooler does, behind psycopg's back: the server connection no longer has the statements
+        await store.run_as(user_a, "do $$ begin execute 'deallocate all'; end $$")
+        memory = await store.memories.remember(user_a, "fact", "k", "still stored")
+        assert memory.value == "still stored"
+        assert "no longer prepared" in caplog.text
+        for _ in range(8):
+            await store.memories.get(user_a, "fact", "k")
+        assert await store.run_as(user_a, "select count(*) from pg_prepared_statements") == [(0,)]
 
 
 @pytest.mark.parametrize("query", ["", "&prepare=false"])
