@@ -60,11 +60,11 @@ async def browser() -> AsyncIterator[Browser]:
             await launched.close()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres", "redis"])
 async def inspector(
     request: pytest.FixtureRequest, settings_factory: Callable[..., Settings]
 ) -> AsyncIterator[RunningApp]:
-    """The app with the dev login on the SQLite or the Postgres store."""
+    """The app with the dev login on the SQLite, the Postgres or the Redis store."""
     store_url = str(request.getfixturevalue(f"{request.param}_store_url"))
     async with serve(settings_factory(store_url=store_url, api_dev_login=True)) as running:
         await running.services.store.forget_user(DEV_USER)  # the Postgres database is shared by the session
@@ -156,12 +156,15 @@ async def test_a_user_inspects_corrects_exports_and_deletes_their_memory(
     # the consent switch
     consent = page.get_by_role("switch", name="Let the agent remember new things about me")
     await expect(consent).to_be_checked()
+    await expect(page.get_by_text("Memory is off")).to_be_hidden()
     await consent.click()
     await expect(page.locator("#notice")).to_contain_text("will not remember")
+    await expect(page.get_by_text("Memory is off")).to_be_visible()
     profile = await store.profiles.get(DEV_USER)
     assert profile is not None and profile.memory_enabled is False
     await page.reload()
     await expect(page.get_by_role("switch", name="Let the agent remember new things about me")).not_to_be_checked()
+    await expect(page.get_by_text("Memory is off")).to_be_visible()
     await expect(page.locator("#memory-groups .memory")).to_have_count(3)
 
     # follow a memory to the call it was learnt in, and forget everything learnt there

@@ -129,7 +129,7 @@ async function signIn(token) {
   $("app").hidden = false;
   $("who").hidden = false;
   $("who-email").textContent = state.me.email || state.me.user_id;
-  $("consent").checked = state.me.memory_enabled;
+  showConsent(state.me.memory_enabled);
   $("call-start").disabled = !state.config.voice;
   if (!state.config.voice) $("call-state").textContent = "unavailable: LiveKit is not configured on this server";
   showTab("memories");
@@ -279,12 +279,17 @@ async function forgetMemory(memory) {
   }
 }
 
+function showConsent(enabled) {
+  $("consent").checked = enabled;
+  $("consent-off").hidden = enabled;
+}
+
 async function setConsent() {
   const enabled = $("consent").checked;
   try {
     const result = await apiJson("PATCH", "/me", { memory_enabled: enabled });
     state.me.memory_enabled = result.memory_enabled;
-    $("consent").checked = result.memory_enabled;
+    showConsent(result.memory_enabled);
     notify(enabled ? "The agent may remember new things about you." : "The agent will not remember anything new about you.");
   } catch (error) {
     $("consent").checked = !enabled;
