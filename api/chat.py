@@ -31,10 +31,12 @@ from chatkit.types import (
     UserMessageTextContent,
     is_streaming_req,
 )
-from openai.types.responses import EasyInputMessageParam, ResponseInputTextParam
+from openai.types.responses import EasyInputMessageParam, ResponseInputContentParam, ResponseInputTextParam
 
 from api.agent_tools import memory_tools
+from api.chat_inputs import AttachmentInputs
 from api.context import RequestContext
+from api.titles import thread_title
 from memory.recall import background_block, memories_for_turn
 from stores import UserStore
 
@@ -57,13 +59,14 @@ NOT_CONFIGURED = (
 
 
 class _Converter(ThreadItemConverter):
-    """Turns stored items into model input; attachments and tags become short text notes."""
+    """Turns stored items into model input; images and small text files are shown to the model
+    (`api.chat_inputs`), other attachments and tags become short text notes."""
 
-    async def attachment_to_message_content(self, attachment: Attachment) -> ResponseInputTextParam:
-        kind = "an image" if attachment.type == "image" else "a file"
-        return ResponseInputTextParam(
-            type="input_text", text=f"[The user attached {kind}: {attachment.name} ({attachment.mime_type})]"
-        )
+    def __init__(self, inputs: AttachmentInputs | None = None) -> None:
+        self.inputs = inputs or AttachmentInputs(None, "")
+
+    async def attachment_to_message_content(self, attachment: Attachment) -> ResponseInputContentParam:
+        return await self.inputs.content(attachment)
 
     async def assistant_message_to_input(self, item: AssistantMessageItem) -> EasyInputMessageParam:
         # plain-string content: the chat-completions converter rejects ChatKit's `output_text` parts
@@ -88,7 +91,6 @@ class MemoryChatServer(ChatKitServer[RequestContext]):
         super().__init__(store.threads, store.threads)
         self.user_store = store
         self.model = model
-        self._converter = _Converter()
 
     async def process_parsed(
         self, request: ChatKitReq, context: RequestContext
@@ -109,7 +111,8 @@ class MemoryChatServer(ChatKitServer[RequestContext]):
             raise CustomStreamError(NOT_CONFIGURED, allow_retry=False)
         user_id = context.user_id
         page = await self.store.load_thread_items(thread.id, None, HISTORY_ITEMS, "desc", context)
-        history = await self._converter.to_agent_input(list(reversed(page.data)))
+        converter = _Converter(AttachmentInputs(self.user_store.threads.files, user_id))
+        history = await converter.to_agent_input(list(reversed(page.data)))
         memories = memories_for_turn(await self.user_store.memories.list(user_id), user_text(input_user_message))
         background = background_block(memories)
         agent: Agent[AgentContext[RequestContext]] = Agent(
@@ -129,6 +132,8 @@ class MemoryChatServer(ChatKitServer[RequestContext]):
         events = stream_agent_response(agent_context, result)
         async for event in with_real_item_ids(events, lambda: self.store.generate_item_id("message", thread, context)):
             yield event
+        if not thread.title:  # the first exchange is done: name the thread (ChatKit saves and announces it)
+            thread.title = thread_title(input_user_message)
 
 
 async def with_real_item_ids(

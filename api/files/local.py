@@ -101,6 +101,18 @@ class LocalFileStorage:
     def content_allowed(self, user_id: str, attachment_id: str, expires: int, signature: str) -> bool:
         return self.signer.verify(signature, "content", user_id, attachment_id, expires=expires)
 
+    async def read(self, user_id: str, attachment_id: str, limit: int) -> bytes | None:
+        """Up to `limit` + 1 bytes of the file (so a caller can tell it was longer), None if not uploaded."""
+
+        def _read() -> bytes | None:
+            try:
+                with open(self.path(user_id, attachment_id), "rb") as handle:
+                    return handle.read(limit + 1)
+            except FileNotFoundError:
+                return None
+
+        return await asyncio.to_thread(_read)
+
     async def exists(self, user_id: str, attachment_id: str) -> bool:
         return await asyncio.to_thread(self.path(user_id, attachment_id).is_file)
 

@@ -173,6 +173,27 @@ class SupabaseFileStorage:
             if len(names) < LIST_PAGE or not removed:
                 return  # a full page that removed nothing would loop forever
 
+    async def read(self, user_id: str, attachment_id: str, limit: int) -> bytes | None:
+        """Up to `limit` + 1 bytes of the object through a signed URL, None if it does not exist."""
+        url = await self.preview_url(user_id, attachment_id)
+        if url == PENDING_PREVIEW:
+            return None
+        chunks: list[bytes] = []
+        received = 0
+        try:
+            async with self._http.stream("GET", url) as response:
+                if response.status_code == 404:
+                    return None
+                response.raise_for_status()
+                async for chunk in response.aiter_bytes():
+                    chunks.append(chunk)
+                    received += len(chunk)
+                    if received > limit:
+                        break
+        except httpx.HTTPError as exc:
+            raise _failure("download", exc) from None
+        return b"".join(chunks)[: limit + 1]
+
     # -- server-side writes (imports, tools) -------------------------------------
     async def upload(self, user_id: str, attachment_id: str, data: bytes, mime_type: str) -> None:
         """Store bytes from the server itself through a signed upload URL."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ import httpx
 
 from memory.settings import Settings
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.http.conftest import RunningApp, Tokens, message_text, new_user, serve, sse_events, user_message
+from tests.http.conftest import RunningApp, Tokens, new_user, serve, sse_events, user_message
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 
@@ -80,7 +82,8 @@ async def test_image_upload_preview_and_delete(api: RunningApp, tokens: Tokens, 
             )
         )
         assert not [e for e in events if e["type"] == "error"]
-        assert any("cat.png" in message_text(m) for m in llm.requests[-1]["messages"])
+        sent = json.dumps(llm.requests[-1]["messages"])  # the model sees the image itself
+        assert "data:image/png;base64," + base64.b64encode(PNG).decode() in sent
         thread_id = events[0]["thread"]["id"]
         stored = await api.services.store.threads.load_attachment(attachment["id"], {"user_id": user})
         assert stored.thread_id == thread_id and stored.upload_descriptor is None
