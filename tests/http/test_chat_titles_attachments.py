@@ -63,7 +63,7 @@ async def test_the_model_sees_images_and_small_text_files(
 ) -> None:
     token = tokens.mint(new_user())
     image = await _attach(api, token, "cat.png", "image/png", PNG)
-    notes = await _attach(api, token, "notes.txt", "text/plain", "shopping: figs, bread\nline two".encode())
+    notes = await _attach(api, token, "notes.txt", "text/plain", b"shopping: figs, bread\nline two")
     big = await _attach(api, token, "big.txt", "text/plain", b"A" * 40_000 + b"TAIL-NOT-SHOWN")
     pending = await _attach(api, token, "later.png", "image/png", PNG, send=False)
     message = user_message("What is in these?", [image, notes, big, pending])
