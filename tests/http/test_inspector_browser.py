@@ -120,7 +120,7 @@ async def test_a_user_inspects_corrects_exports_and_deletes_their_memory(
     await expect(groups).to_have_count(4)
     await expect(groups.locator("h3")).to_have_text(["pet", "preference", "relationship", "work"])
     await expect(page.locator('[data-key="relationship/sister"] .value')).to_have_text("Maria")
-    await expect(page.locator('[data-key="work/employer"]')).to_contain_text("voice")
+    await expect(page.locator('[data-key="work/employer"] .badge')).to_have_text("voice call")
     await expect(page.get_by_text("Secret Corp")).to_have_count(0)
     await expect(page.locator("#who-email")).to_have_text("developer@localhost")
 
@@ -136,6 +136,7 @@ async def test_a_user_inspects_corrects_exports_and_deletes_their_memory(
     await sister.get_by_label("New value for sister").fill("Maya")
     await sister.get_by_role("button", name="Save").click()
     await expect(page.locator('[data-key="relationship/sister"] .value')).to_have_text("Maya")
+    await expect(page.locator('[data-key="relationship/sister"] .badge')).to_have_text("edited by you")
     edited = await store.memories.get(DEV_USER, "relationship", "sister")
     assert edited is not None and (edited.value, edited.source) == ("Maya", "api")
 

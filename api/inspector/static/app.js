@@ -4,6 +4,7 @@
 "use strict";
 
 const TOKEN_KEY = "memory-inspector.token";
+const SOURCES = { voice: "voice call", chat: "chat", api: "edited by you" };
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -223,7 +224,7 @@ function memoryRow(memory) {
   const label = `${memory.category}/${memory.key}`;
   const value = el("span", { class: "value" }, memory.value);
   const meta = el("div", { class: "meta" },
-    el("span", { class: "badge", title: "where it was learnt" }, memory.source || "unknown source"),
+    el("span", { class: "badge", title: `source: ${memory.source || "unknown"}` }, SOURCES[memory.source] || memory.source || "unknown source"),
     memory.thread_id ? conversationLink(memory.thread_id) : null,
     el("span", {}, `updated ${when(memory.updated_at)}`),
   );
