@@ -15,4 +15,3 @@ elif command -v npm >/dev/null 2>&1; then
 else
   echo "warning: npm not found: the inspector page will work without voice calls and Supabase sign-in" >&2
 fi
-bash scripts/install-chromium.sh

@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/install-chromium.sh  # the inspector browser tests drive Debian's chromium (not needed to run the agent)
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
