@@ -196,6 +196,9 @@ async def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO |
     if args.source == args.destination:
         report("error: SRC_URL and DST_URL are the same store; give two different stores")
         return 2
+    if any(urlsplit(url).scheme.lower() == "memory" for url in (args.source, args.destination)):
+        report("error: memory:// lives only inside one process: copy from or to a SQLite, Postgres or Redis store")
+        return 2
     if args.concurrency < 1:
         report("error: --concurrency must be at least 1")
         return 2

@@ -59,6 +59,12 @@ async def _exports(url: str, users: list[str]) -> dict[str, object]:
         return {user_id: await store.export_user(user_id) for user_id in users}
 
 
+async def _searches(url: str, users: list[str], query: str) -> dict[str, list[str]]:
+    """What each user's memory search answers (the destination's search index must be built by the copy)."""
+    async with await open_store(url) as store:
+        return {user_id: [m.id for m in await store.memories.search(user_id, query)] for user_id in users}
+
+
 def _copy(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     code = main(["copy", *args])
     captured = capsys.readouterr()
@@ -85,6 +91,10 @@ def test_round_trip_through_every_backend_gives_identical_exports(
     assert asyncio.run(_exports(final, users)) == expected
     assert asyncio.run(_exports(empty_postgres_url, users)) == expected
     assert asyncio.run(_exports(redis_store_url, users)) == expected
+    searched = asyncio.run(_searches(origin, users, "which drink does the user like, tea?"))
+    assert all(searched.values())
+    for url in (empty_postgres_url, redis_store_url, final):
+        assert asyncio.run(_searches(url, users, "which drink does the user like, tea?")) == searched
 
     # a second run finds everything in place and says so
     code, out, err = _copy(capsys, origin, empty_postgres_url)
@@ -186,6 +196,8 @@ def test_bad_urls_and_unreachable_servers_fail_in_one_line(tmp_path: Path, capsy
         assert "hunter2-secret" not in out + err
     code, _, err = _copy(capsys, source, source)
     assert code == 2 and "the same store" in err
+    code, _, err = _copy(capsys, "memory://", source)
+    assert code == 2 and "memory://" in err
 
 
 def test_destination_with_a_newer_schema_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
