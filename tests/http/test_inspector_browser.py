@@ -362,3 +362,16 @@ async def test_a_voice_call_shows_its_state_and_live_transcription(
         await expect(page.locator("#call-state")).to_have_text("disconnected")
         await expect(page.get_by_role("button", name="Start voice call")).to_be_enabled()
         await expect(page.get_by_role("button", name="End call")).to_be_hidden()
+
+
+async def test_a_pasted_access_token_signs_in(browser: Browser, api_dev: RunningApp, tokens: Tokens) -> None:
+    user = new_user()
+    await api_dev.services.store.memories.remember(user, "work", "team", "Platform", source="chat")
+    page = await open_page(browser, api_dev)
+    await page.get_by_text("Paste an access token instead").click()
+    await page.get_by_label("Access token").fill(tokens.mint(user, email="pat@example.com"))
+    await page.get_by_role("button", name="Use this token").click()
+    await expect(page.locator('[data-key="work/team"] .value')).to_have_text("Platform")
+    await expect(page.locator("#who-email")).to_have_text("pat@example.com")
+    await page.reload()  # the token lasts for the browser tab
+    await expect(page.locator('[data-key="work/team"] .value')).to_have_text("Platform")
