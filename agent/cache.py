@@ -1,8 +1,10 @@
 """The caller's memories held in process for one session, so recall never waits on the store.
 
-Loaded once when the call starts; the memory tools change the cache at once and
-send the same change to the store through a write-behind queue, so a slow or
-failing store delays neither the tool result nor the reply.
+Loaded once when the call starts (with the user's memory consent switch); the memory
+tools and background capture change the cache at once and send the same change to
+the store through a write-behind queue, so a slow or failing store delays neither
+the tool result nor the reply. With memory switched off the cache shows nothing and
+takes no changes.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from memory.models import Memory, normalize_category, normalize_key, validate_va
 from memory.ranking import prepare
 from stores import UserStore
 from stores.codec import utc_now
-from stores.ids import new_id, validate_user_id
+from stores.ids import new_id, validate_object_id, validate_user_id
 
 logger = logging.getLogger("memory_agent.cache")
 
@@ -42,6 +44,8 @@ class SessionMemories:
         self._load_task: asyncio.Task[None] | None = None
         self.load_error: str | None = None
         self.writes = writer or WriteBehind(f"memories {self.user_id}")
+        self._enabled: bool | None = None  # the profile's switch, known after the load
+        self._enabled_override: bool | None = None  # switched during this session (wins over the load)
 
     # -- loading -----------------------------------------------------------
     def start_loading(self) -> None:
@@ -54,6 +58,7 @@ class SessionMemories:
         while True:
             try:
                 rows = await self.store.memories.list(self.user_id)
+                profile = await self.store.profiles.get(self.user_id)
                 break
             except asyncio.CancelledError:
                 raise
@@ -72,6 +77,7 @@ class SessionMemories:
                 entries[change.key] = change.memory
         self._entries = entries
         self._changes.clear()
+        self._enabled = profile.memory_enabled if profile else self.store.profiles.default_memory_enabled
         self.load_error = None
         self._loaded.set()
 
@@ -91,12 +97,51 @@ class SessionMemories:
         return True
 
     def snapshot(self) -> list[Memory]:
-        """What is known right now (complete once `loaded`), as an independent list."""
+        """What is known right now (complete once `loaded`), as an independent list; empty with memory off."""
+        if not self.memory_enabled:
+            return []
         return list(self._entries.values())
 
+    # -- consent -----------------------------------------------------------
+    @property
+    def memory_enabled(self) -> bool:
+        """The user's memory switch; False until the load said otherwise only if switched off meanwhile."""
+        if self._enabled_override is not None:
+            return self._enabled_override
+        return self._enabled if self._enabled is not None else True
+
+    @property
+    def consent_known(self) -> bool:
+        """True once the switch is known (loaded from the profile, or set in this session)."""
+        return self._enabled_override is not None or self._enabled is not None
+
+    def set_memory_enabled(self, enabled: bool) -> None:
+        """Switch memory for this user now and queue storing the switch on the profile."""
+        self._enabled_override = enabled
+        self.writes.submit(
+            f"memory {'on' if enabled else 'off'}",
+            lambda: self.store.profiles.set_memory_enabled(self.user_id, enabled),
+        )
+
     # -- changes -----------------------------------------------------------
-    def remember(self, category: str, key: str, value: str) -> Memory:
-        """Validate, update the cache now and queue the store write; ValueError for bad input."""
+    def remember(
+        self,
+        category: str,
+        key: str,
+        value: str,
+        *,
+        source: str | None = None,
+        thread_id: str | None = None,
+        item_id: str | None = None,
+    ) -> Memory:
+        """Validate, update the cache now and queue the store write; ValueError for bad input or memory off."""
+        if not self.memory_enabled:
+            raise ValueError("memory is switched off for this user; nothing is stored")
+        source = source or self.source
+        if thread_id is not None:
+            validate_object_id(thread_id, "thread id")
+        if item_id is not None:
+            validate_object_id(item_id, "item id")
         norm = (normalize_category(category), normalize_key(key))
         value = validate_value(value)
         old = self._entries.get(norm)
@@ -107,14 +152,18 @@ class SessionMemories:
             category=norm[0],
             key=norm[1],
             value=value,
-            source=self.source,
+            source=source,
+            thread_id=thread_id,
+            item_id=item_id,
             created_at=old.created_at if old else now,
             updated_at=now,
         )
         self._apply(_Change(norm, memory))
         self.writes.submit(
             f"remember {norm[0]}/{norm[1]}",
-            lambda: self.store.memories.remember(self.user_id, norm[0], norm[1], value, source=self.source),
+            lambda: self.store.memories.remember(
+                self.user_id, norm[0], norm[1], value, source=source, thread_id=thread_id, item_id=item_id
+            ),
         )
         return memory
 
@@ -137,7 +186,7 @@ class SessionMemories:
         self._apply(_Change(norm, None))
         self.writes.submit(
             f"forget {norm[0]}/{norm[1]}",
-            lambda: self.store.memories.forget(self.user_id, norm[0], norm[1]),
+            lambda: self.store.memories.forget(self.user_id, norm[0], norm[1], source=self.source),
         )
         return found
 

@@ -24,7 +24,7 @@ from chatkit.types import (
 
 from agent.writebehind import WriteBehind
 from stores import UserStore
-from stores.ids import new_id, validate_user_id
+from stores.ids import new_id, validate_object_id, validate_user_id
 
 logger = logging.getLogger("memory_agent.transcript")
 
@@ -79,8 +79,12 @@ class VoiceTranscript:
         """Messages (and the thread itself) accepted but not stored yet."""
         return self._writer.pending
 
-    def add(self, role: Role, text: str) -> str | None:
-        """Queue one final message; returns its item id, or None for an empty message."""
+    def add(self, role: Role, text: str, *, item_id: str | None = None) -> str | None:
+        """Queue one final message; returns its item id, or None for an empty message.
+
+        `item_id` (the session's id of the message, when it is a valid store id) is kept, so a
+        memory captured from this turn names the same item in the stored thread.
+        """
         text = (text or "").strip()
         if not text:
             return None
@@ -92,7 +96,7 @@ class VoiceTranscript:
             self._thread_queued = True
             thread = self.thread
             self._writer.submit(f"thread {thread.id}", lambda: self.store.threads.save_thread(thread, self.context))
-        item = self._item(role, text)
+        item = self._item(role, text, _usable_id(item_id))
         self._writer.submit(f"{role} message {item.id}", lambda: self._store_item(item))
         self.messages_added += 1
         return item.id
@@ -106,11 +110,12 @@ class VoiceTranscript:
         """
         await self.store.threads.add_thread_item(self.thread.id, item, self.context)
 
-    def _item(self, role: Role, text: str) -> ThreadItem:
+    def _item(self, role: Role, text: str, item_id: str | None) -> ThreadItem:
         now = datetime.now()
+        item_id = item_id or new_id("msg")
         if role == "user":
             return UserMessageItem(
-                id=new_id("msg"),
+                id=item_id,
                 thread_id=self.thread.id,
                 created_at=now,
                 content=[UserMessageTextContent(text=text)],
@@ -118,7 +123,7 @@ class VoiceTranscript:
                 inference_options=InferenceOptions(),
             )
         return AssistantMessageItem(
-            id=new_id("msg"),
+            id=item_id,
             thread_id=self.thread.id,
             created_at=now,
             content=[AssistantMessageContent(text=text, annotations=[])],
@@ -139,3 +144,13 @@ class VoiceTranscript:
                 self.thread.id,
             )
         return lost
+
+
+def _usable_id(item_id: str | None) -> str | None:
+    """`item_id` if the store accepts it as an item id, else None (a fresh id is made)."""
+    if not item_id:
+        return None
+    try:
+        return validate_object_id(item_id, "item id")
+    except ValueError:
+        return None

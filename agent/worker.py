@@ -121,6 +121,7 @@ async def run_call(ctx: JobContext, settings: Settings | None = None) -> AgentSe
 
     agent = MemoryAgent(resources.store, memories=memories, settings=settings)
     transcript = VoiceTranscript(resources.store, user_id, ctx.room.name, ctx.job.id)
+    agent.conversation_id = transcript.thread_id  # captured memories name the call they came from
     resources.agent, resources.transcript = agent, transcript
 
     session = _build_session(settings, overrides)
@@ -129,7 +130,7 @@ async def run_call(ctx: JobContext, settings: Settings | None = None) -> AgentSe
     def _on_item(ev: ConversationItemAddedEvent) -> None:
         item = ev.item
         if item.type == "message" and item.role in ("user", "assistant") and item.text_content:
-            transcript.add(item.role, item.text_content)
+            transcript.add(item.role, item.text_content, item_id=item.id)
 
     @session.on("close")
     def _on_close(ev: CloseEvent) -> None:

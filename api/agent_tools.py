@@ -18,8 +18,24 @@ from stores import UserStore
 SOURCE = "chat"
 
 
-def memory_tools(store: UserStore, user_id: str) -> list[FunctionTool]:
-    """Fresh tool instances for one request of `user_id`."""
+MEMORY_OFF = "Memory is switched off for this user at their request; nothing is remembered or stored."
+
+
+def memory_tools(
+    store: UserStore,
+    user_id: str,
+    *,
+    write: bool = True,
+    enabled: bool = True,
+    thread_id: str | None = None,
+    item_id: str | None = None,
+) -> list[FunctionTool]:
+    """Fresh tool instances for one request of `user_id`.
+
+    `write=False` (MEMORY_CAPTURE=background/off) gives only `recall`; `enabled=False`
+    (the user switched memory off) makes every tool say so and touch nothing. A memory
+    saved here names the thread and user message it came from.
+    """
 
     @function_tool
     async def remember(category: str, key: str, value: str) -> str:
@@ -30,8 +46,18 @@ def memory_tools(store: UserStore, user_id: str) -> list[FunctionTool]:
             key: A short name for the fact, e.g. "favourite colour" or "sister".
             value: The fact itself, e.g. "blue" or "Maya, lives in Lisbon".
         """
+        if not enabled:
+            return MEMORY_OFF
         try:
-            memory = await store.memories.remember(user_id, categorize(key, value, category), key, value, source=SOURCE)
+            memory = await store.memories.remember(
+                user_id,
+                categorize(key, value, category),
+                key,
+                value,
+                source=SOURCE,
+                thread_id=thread_id,
+                item_id=item_id,
+            )
         except ValueError as exc:
             return f"Could not remember that: {exc}"
         return f"Remembered {memory.category} / {memory.key.replace('_', ' ')}: {memory.value}"
@@ -43,6 +69,8 @@ def memory_tools(store: UserStore, user_id: str) -> list[FunctionTool]:
         Args:
             query: What to look for, e.g. "favourite food"; "everything" lists all memories.
         """
+        if not enabled:
+            return MEMORY_OFF
         memories = await store.memories.list(user_id)
         return describe_memories(find_memories(memories, query))
 
@@ -54,6 +82,8 @@ def memory_tools(store: UserStore, user_id: str) -> list[FunctionTool]:
             category: The category the fact was saved under.
             key: The short name of the fact, e.g. "favourite colour".
         """
+        if not enabled:
+            return MEMORY_OFF
         try:
             wanted = normalize_key(key)
         except ValueError as exc:
@@ -68,7 +98,7 @@ def memory_tools(store: UserStore, user_id: str) -> list[FunctionTool]:
                 categories = ", ".join(sorted(m.category for m in candidates))
                 return f"'{key}' is remembered under several categories ({categories}); say which one."
             return f"Nothing was remembered under '{key}'."
-        await store.memories.forget(user_id, target.category, target.key)
+        await store.memories.forget(user_id, target.category, target.key, source=SOURCE)
         return f"Forgot {target.category} / {target.key.replace('_', ' ')}."
 
-    return [remember, recall, forget]
+    return [remember, recall, forget] if write else [recall]

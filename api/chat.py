@@ -3,7 +3,11 @@
 `respond` runs the agent on the thread's recent history (voice-call transcripts
 included, so a call can be continued in text) with the user's relevant memories
 in the instructions as delimited background data, and the memory tools bound to
-the authenticated user.
+the authenticated user. With MEMORY_CAPTURE=background (default) the chat model
+only gets `recall`; the user's turn is captured behind the reply (api.chat_capture),
+like a voice turn. The user's memory switch is honoured: off = no memories in the
+instructions, no capture, tools say memory is off; "stop remembering things about
+me" / "you can remember again" switch it.
 """
 
 from __future__ import annotations
@@ -34,10 +38,14 @@ from chatkit.types import (
 from openai.types.responses import EasyInputMessageParam, ResponseInputContentParam, ResponseInputTextParam
 
 from api.agent_tools import memory_tools
+from api.chat_capture import ChatCaptures
 from api.chat_inputs import AttachmentInputs
 from api.context import RequestContext
 from api.titles import thread_title
+from capture import CaptureTurn
+from memory.capture import consent_change
 from memory.recall import background_block, memories_for_turn
+from memory.settings import CaptureMode
 from stores import UserStore
 
 logger = logging.getLogger("memory_agent.api.chat")
@@ -51,6 +59,18 @@ INSTRUCTIONS = (
     "goals, important facts), call `remember`. Call `recall` to look something up that is not in the "
     "background below, and `forget` when the user asks you to forget something or corrects it. "
     "Keep answers short and friendly."
+)
+BACKGROUND_INSTRUCTIONS = (
+    "You are a helpful assistant with a long-term memory of the user. The same memory is shared with "
+    "the user's voice calls, whose transcripts appear in this chat as earlier messages. "
+    "What the user tells you about themselves is remembered automatically: you never need to save "
+    "anything. Answer questions about them from the background below; call `recall` only for something "
+    "that is not in it. Keep answers short and friendly."
+)
+MEMORY_OFF_INSTRUCTIONS = (
+    "You are a helpful assistant. Keep answers short and friendly. Memory is switched off for this user "
+    "at their request: nothing they say is remembered and no memories are available. If they ask, say so, "
+    "and that writing 'you can remember again' turns it back on."
 )
 NOT_CONFIGURED = (
     "The assistant is not configured on this server: set OPENAI_API_KEY (or OPENAI_BASE_URL for an "
@@ -87,10 +107,27 @@ def user_text(item: UserMessageItem | None) -> str:
 class MemoryChatServer(ChatKitServer[RequestContext]):
     """ChatKit server over the user-keyed store; `model` is None when no LLM is configured."""
 
-    def __init__(self, store: UserStore, model: Model | None) -> None:
+    def __init__(
+        self,
+        store: UserStore,
+        model: Model | None,
+        *,
+        capture_mode: CaptureMode = "tools",
+        captures: ChatCaptures | None = None,
+    ) -> None:
         super().__init__(store.threads, store.threads)
         self.user_store = store
         self.model = model
+        self.capture_mode = capture_mode
+        self.captures = captures  # None: nothing is captured in the background
+
+    async def aclose(self, timeout: float | None = None) -> int:  # noqa: ASYNC109 - public API: a bound, not a cancel scope
+        """Capture pending chat turns within `timeout`; returns how many were dropped."""
+        return await self.captures.aclose(timeout) if self.captures is not None else 0
+
+    async def _memory_enabled(self, user_id: str) -> bool:
+        profile = await self.user_store.profiles.get(user_id)
+        return profile.memory_enabled if profile else self.user_store.profiles.default_memory_enabled
 
     async def process_parsed(
         self, request: ChatKitReq, context: RequestContext
@@ -110,16 +147,38 @@ class MemoryChatServer(ChatKitServer[RequestContext]):
         if self.model is None:
             raise CustomStreamError(NOT_CONFIGURED, allow_retry=False)
         user_id = context.user_id
+        said = user_text(input_user_message)
+        enabled = await self._memory_enabled(user_id)
+        switch = consent_change(said)
+        if switch is not None and switch != enabled:
+            await self.user_store.profiles.set_memory_enabled(user_id, switch)
+            logger.info("user %s switched memory %s in chat", user_id, "on" if switch else "off")
+            enabled = switch
         page = await self.store.load_thread_items(thread.id, None, HISTORY_ITEMS, "desc", context)
         converter = _Converter(AttachmentInputs(self.user_store.threads.files, user_id))
         history = await converter.to_agent_input(list(reversed(page.data)))
-        memories = memories_for_turn(await self.user_store.memories.list(user_id), user_text(input_user_message))
-        background = background_block(memories)
+        if enabled:
+            memories = memories_for_turn(await self.user_store.memories.list(user_id), said)
+            background = background_block(memories)
+            base = INSTRUCTIONS if self.capture_mode == "tools" else BACKGROUND_INSTRUCTIONS
+            instructions = f"{base}\n\n{background}" if background else base
+        else:
+            instructions = MEMORY_OFF_INSTRUCTIONS
+        item_id = input_user_message.id if input_user_message is not None else None
         agent: Agent[AgentContext[RequestContext]] = Agent(
             name="memory-assistant",
-            instructions=f"{INSTRUCTIONS}\n\n{background}" if background else INSTRUCTIONS,
+            instructions=instructions,
             model=self.model,
-            tools=list(memory_tools(self.user_store, user_id)),
+            tools=list(
+                memory_tools(
+                    self.user_store,
+                    user_id,
+                    write=self.capture_mode == "tools",
+                    enabled=enabled,
+                    thread_id=thread.id,
+                    item_id=item_id,
+                )
+            ),
         )
         agent_context = AgentContext[RequestContext](thread=thread, store=self.store, request_context=context)
         result = Runner.run_streamed(
@@ -134,6 +193,11 @@ class MemoryChatServer(ChatKitServer[RequestContext]):
             yield event
         if not thread.title:  # the first exchange is done: name the thread (ChatKit saves and announces it)
             thread.title = thread_title(input_user_message)
+        # after the reply: the turn is captured in the background, never awaited here
+        if self.captures is not None and enabled and switch is None and said:
+            previous = next((i for i in page.data if isinstance(i, AssistantMessageItem)), None)
+            earlier = "".join(part.text for part in previous.content) if previous is not None else None
+            self.captures.add(user_id, thread.id, CaptureTurn(said, item_id, earlier))
 
 
 async def with_real_item_ids(

@@ -11,12 +11,16 @@ from openai import AsyncOpenAI
 
 from api.auth import TokenVerifier, supabase_issuer
 from api.chat import MemoryChatServer
+from api.chat_capture import ChatCaptures
 from api.files import FileBackend, close_file_storage, open_file_storage
 from api.jwks import JwksCache
+from capture import capture_client
 from memory.settings import Settings
 from stores import UserStore, open_store
 
 logger = logging.getLogger("memory_agent.api")
+
+CAPTURE_FLUSH_TIMEOUT = 5.0  # pending chat captures get this long at shutdown
 
 
 @dataclass
@@ -81,7 +85,9 @@ async def start_services(settings: Settings) -> Services:
     verifier = TokenVerifier(settings, JwksCache(url, http) if url else None)
     warn_short_livekit_secret(settings)
     openai_client, model = build_model(settings)
-    chat = MemoryChatServer(store, model)
+    client = capture_client(settings)
+    captures = ChatCaptures(store, client) if client is not None else None
+    chat = MemoryChatServer(store, model, capture_mode=settings.memory_capture, captures=captures)
     logger.info("API ready: store %s, files %s", store.url, settings.files_url)
     return Services(settings, store, files, verifier, chat, http, openai_client)
 
@@ -89,6 +95,7 @@ async def start_services(settings: Settings) -> Services:
 async def stop_services(services: Services) -> None:
     """Close everything opened by `start_services` (each step even if an earlier one fails)."""
     try:
+        await services.chat.aclose(CAPTURE_FLUSH_TIMEOUT)
         if services.openai is not None:
             await services.openai.close()
         await services.http.aclose()

@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+CaptureMode = Literal["background", "tools", "off"]
+
 
 class Settings(BaseSettings):
     """Environment-driven settings; names match `.env.example`."""
@@ -37,6 +39,9 @@ class Settings(BaseSettings):
 
     # memory capture and consent (docs/capture.md)
     memory_default_enabled: bool = True  # consent switch of new profiles
+    memory_capture: CaptureMode = "background"
+    memory_capture_model: str = "gpt-4.1-mini"
+    memory_capture_timeout: float = Field(default=10.0, gt=0)  # seconds per capture request
 
     # identity
     identity_namespace: uuid.UUID = uuid.NAMESPACE_DNS

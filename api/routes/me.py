@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import CurrentUser
 from api.body import read_limited_body
+from api.routes.profile import describe
 from api.services import Services
 from stores.errors import redact_url
 
@@ -64,7 +65,10 @@ class MemorySwitched(MemorySwitch):
     },
 )
 async def patch_me(request: Request, user: CurrentUser) -> JSONResponse:
-    """Change the caller's settings; today only `memory_enabled` (memory consent: off = nothing kept or used)."""
+    """Change the caller's settings; today only `memory_enabled` (memory consent: off = nothing kept or used).
+
+    Answers like `GET /me`.
+    """
     services: Services = request.app.state.services
     body = await read_limited_body(request, services.settings.max_request_bytes)
     try:
@@ -81,9 +85,9 @@ async def patch_me(request: Request, user: CurrentUser) -> JSONResponse:
     enabled = changes["memory_enabled"]
     if not isinstance(enabled, bool):
         raise HTTPException(status_code=400, detail="memory_enabled must be true or false")
-    profile = await services.store.profiles.set_memory_enabled(user.user_id, enabled)
+    await services.store.profiles.set_memory_enabled(user.user_id, enabled)
     logger.info("user %s switched memory %s", user.user_id, "on" if enabled else "off")
-    return JSONResponse({"user_id": user.user_id, "memory_enabled": profile.memory_enabled})
+    return JSONResponse((await describe(services, user.user_id, user.email)).model_dump(mode="json"))
 
 
 @router.get("/healthz")

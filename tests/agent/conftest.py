@@ -9,6 +9,15 @@ import pytest
 from stores import UserStore, open_store
 
 
+@pytest.fixture(autouse=True)
+def _tools_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The agent tests written before background capture script `remember`/`forget` tool calls.
+
+    Capture tests pass their own `Settings` (or set MEMORY_CAPTURE again in the test body).
+    """
+    monkeypatch.setenv("MEMORY_CAPTURE", "tools")
+
+
 @pytest.fixture
 async def mem_store() -> AsyncIterator[UserStore]:
     async with await open_store("memory://") as store:

@@ -7,10 +7,17 @@ Serves:
 Behaviour is scripted by a `responder(body: dict) -> list[dict]` callable that returns
 "actions": {"text": "..."} or {"tool_call": {"name": ..., "arguments": "{...}"}}.
 Every request body is recorded in server.requests.
+
+Memory capture requests (JSON mode: `response_format` set) are answered by
+`capture_responder(body) -> str` (the reply content, e.g. '{"operations": []}') when
+one is set; `capture_status` makes them fail with that HTTP status (an outage) and
+`capture_latency` / `latency` delay answers. `max_capture_inflight` records how many
+capture requests were ever served at the same time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -21,6 +28,28 @@ from typing import Any
 from aiohttp import web
 
 Responder = Callable[[dict[str, Any]], list[dict[str, Any]]]
+CaptureResponder = Callable[[dict[str, Any]], str]
+
+
+def is_capture(body: dict[str, Any]) -> bool:
+    """A memory capture request (JSON mode), as opposed to a reply request."""
+    return bool(body.get("response_format"))
+
+
+def capture_data(body: dict[str, Any]) -> dict[str, Any]:
+    """The JSON data a capture request sends: existing memories and the latest exchange."""
+    data: dict[str, Any] = json.loads(body["messages"][-1]["content"])
+    return data
+
+
+def capture_user_text(body: dict[str, Any]) -> str:
+    """Everything the user said in the exchange of a capture request."""
+    return " ".join(turn["text"] for turn in capture_data(body)["latest_exchange"] if turn["role"] == "user")
+
+
+def operations(*ops: dict[str, Any]) -> str:
+    """A capture answer holding `ops`."""
+    return json.dumps({"operations": list(ops)})
 
 
 def default_responder(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -39,8 +68,22 @@ def default_responder(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 class FakeOpenAIServer:
-    def __init__(self, responder: Responder = default_responder, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        responder: Responder = default_responder,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        capture_responder: CaptureResponder | None = None,
+        latency: float = 0.0,
+    ):
         self.responder = responder
+        self.capture_responder = capture_responder
+        self.capture_status: int | None = None
+        self.latency = latency
+        self.capture_latency: float | None = None
+        self.capture_inflight = 0
+        self.max_capture_inflight = 0
         self.host, self.port = host, port
         self.requests: list[dict[str, Any]] = []
         self.models_hits = 0  # GET /v1/models (the plugin's prewarm)
@@ -77,9 +120,47 @@ class FakeOpenAIServer:
             {"object": "list", "data": [{"id": "fake-model", "object": "model", "created": 0, "owned_by": "me"}]}
         )
 
+    @property
+    def capture_requests(self) -> list[dict[str, Any]]:
+        return [body for body in self.requests if is_capture(body)]
+
+    @property
+    def reply_requests(self) -> list[dict[str, Any]]:
+        return [body for body in self.requests if not is_capture(body)]
+
+    async def _capture(self, body: dict[str, Any]) -> web.Response:
+        self.capture_inflight += 1
+        self.max_capture_inflight = max(self.max_capture_inflight, self.capture_inflight)
+        try:
+            delay = self.capture_latency if self.capture_latency is not None else self.latency
+            if delay:
+                await asyncio.sleep(delay)
+            if self.capture_status is not None:
+                return web.json_response({"error": {"message": "capture endpoint down"}}, status=self.capture_status)
+            assert self.capture_responder is not None
+            content = self.capture_responder(body)
+        finally:
+            self.capture_inflight -= 1
+        return web.json_response(
+            {
+                "id": "chatcmpl-" + uuid.uuid4().hex[:12],
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", "fake-model"),
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+                ],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+            }
+        )
+
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
+        if is_capture(body) and (self.capture_responder is not None or self.capture_status is not None):
+            return await self._capture(body)
+        if self.latency:
+            await asyncio.sleep(self.latency)
         actions = self.responder(body)
         cid = "chatcmpl-" + uuid.uuid4().hex[:12]
         created = int(time.time())

@@ -76,7 +76,7 @@ async def burst_entrypoint(ctx: JobContext) -> None:
     _say("READY")
 
 
-async def main() -> None:
+async def main(entrypoint: Any = burst_entrypoint) -> None:
     server = AgentServer(
         setup_fnc=setup,
         job_executor_type=JobExecutorType.THREAD,
@@ -84,7 +84,7 @@ async def main() -> None:
         num_idle_processes=0,
         port=0,
     )
-    server.rtc_session()(burst_entrypoint)
+    server.rtc_session()(entrypoint)
     terminated = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminated.set)
 

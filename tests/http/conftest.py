@@ -175,6 +175,7 @@ def make_settings(tmp_path: Path, supabase: FakeSupabase, llm: FakeOpenAIServer 
         "openai_api_key": "sk-test-not-real" if llm else None,
         "openai_base_url": llm.base_url if llm else None,
         "llm_model": "fake-model",
+        "memory_capture": "tools",  # these tests script the chat model's remember/forget calls
         "max_request_bytes": 256 * 1024,
         "max_upload_bytes": 1024 * 1024,
     }

@@ -32,7 +32,12 @@ OWN_USERS = 3  # per worker
 
 
 async def _start_worker(name: str, run: str, stores: dict[str, str], log: Path) -> asyncio.subprocess.Process:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/tmp", "PYTHONPATH": str(REPO)}
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": "/tmp",
+        "PYTHONPATH": str(REPO),
+        "MEMORY_CAPTURE": "tools",  # the scripted calls use the remember tool
+    }
     args = [name, run, str(TURNS), str(SHARED_USERS), str(OWN_USERS), *(f"{k}={v}" for k, v in stores.items())]
     with log.open("wb") as stderr:
         return await asyncio.create_subprocess_exec(
