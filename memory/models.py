@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import datetime
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
@@ -17,6 +17,7 @@ MAX_CATEGORY_LENGTH = 32
 MAX_KEY_LENGTH = 128
 MAX_VALUE_LENGTH = 2000
 MAX_SOURCE_LENGTH = 64
+MAX_MEMORY_CHANGES = 1000  # audit entries kept per user; older ones are dropped
 
 _CATEGORY_RE = re.compile(r"[a-z][a-z0-9_-]*")
 _KEY_RE = re.compile(r"[\w.'-]+")
@@ -38,6 +39,31 @@ class Memory(BaseModel):
     item_id: str | None = None  # provenance: the turn (thread item) it was learned from
     created_at: datetime
     updated_at: datetime
+
+
+MemoryOp = Literal["remember", "update", "forget"]
+
+
+class MemoryChange(BaseModel):
+    """One entry of a user's memory audit trail: what changed, when, and where it came from.
+
+    Values are not recorded (the trail must not keep a forgotten value alive); `op` is
+    `remember` (new), `update` (existing memory rewritten) or `forget`. `source` is
+    `voice`, `chat`, `api`, `capture`, `retention`, ... when known.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    user_id: str
+    at: datetime
+    op: MemoryOp
+    category: str
+    key: str
+    memory_id: str | None = None
+    source: str | None = None
+    thread_id: str | None = None
+    item_id: str | None = None
 
 
 class Provenance(NamedTuple):

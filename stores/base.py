@@ -12,6 +12,7 @@ import builtins
 import logging
 import unicodedata
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -30,7 +31,10 @@ from chatkit.types import (
 from pydantic import AnyUrl
 
 from memory.models import (
+    MAX_MEMORY_CHANGES,
     Memory,
+    MemoryChange,
+    MemoryOp,
     Profile,
     Provenance,
     normalize_category,
@@ -353,8 +357,48 @@ async def _published(feed: ChangeFeed | None, user_id: str, kind: ChangeKind, op
         await feed.publish(Change(user_id, kind, op))
 
 
+@dataclass(frozen=True)
+class ChangeNote:
+    """What a backend records in the audit trail with a memory write, in the same atomic write.
+
+    The backend adds what only it knows (whether the memory existed, its id).
+    """
+
+    id: str
+    at: datetime
+    source: str | None = None
+    thread_id: str | None = None
+    item_id: str | None = None
+
+    def entry(
+        self, user_id: str, op: MemoryOp, category: str, key: str, memory_id: str | None, n: int = 0
+    ) -> MemoryChange:
+        """The entry for one memory; `n` > 0 numbers the entries of a write touching several (`<id>.<n>`)."""
+        return MemoryChange(
+            id=f"{self.id}.{n}" if n else self.id,
+            user_id=user_id,
+            at=self.at,
+            op=op,
+            category=category,
+            key=key,
+            memory_id=memory_id,
+            source=self.source,
+            thread_id=self.thread_id,
+            item_id=self.item_id,
+        )
+
+
+def change_note(
+    source: str | None, *, thread_id: str | None = None, item_id: str | None = None, now: datetime | None = None
+) -> ChangeNote:
+    return ChangeNote(new_id("chg"), now or codec.utc_now(), validate_source(source), thread_id, item_id)
+
+
 class MemoryStore(ABC):
     """Facts about a user, unique per (user, category, key); ranking is shared (memory.ranking).
+
+    Every write also appends to the user's audit trail (`history`) in the same atomic
+    write, keeping at most MAX_MEMORY_CHANGES entries per user.
 
     Each memory carries its provenance: `source` (voice/chat/api) and the thread and
     item ids of the turn it was learned from, so one conversation's facts can be
@@ -379,17 +423,26 @@ class MemoryStore(ABC):
             validate_object_id(thread_id, "thread id")
         if item_id is not None:
             validate_object_id(item_id, "item id")
+        note = change_note(source, thread_id=thread_id, item_id=item_id)
         memory = await self._upsert(
             user_id,
             normalize_category(category),
             normalize_key(key),
             validate_value(value),
-            Provenance(validate_source(source), thread_id, item_id),
-            codec.utc_now(),
+            Provenance(note.source, thread_id, item_id),
+            note.at,
             new_id("mem"),
+            note,
         )
         await _published(self.changes, user_id, "memory", "remember")
         return memory
+
+    async def history(self, user_id: str, limit: int = 100) -> builtins.list[MemoryChange]:
+        """The user's memory changes, newest first (at most MAX_MEMORY_CHANGES are kept)."""
+        validate_user_id(user_id)
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise ValueError(f"limit must be a whole number from 1 to {MAX_MEMORY_CHANGES}")
+        return await self._history(user_id, min(limit, MAX_MEMORY_CHANGES))
 
     async def get(self, user_id: str, category: str, key: str) -> Memory | None:
         validate_user_id(user_id)
@@ -414,8 +467,22 @@ class MemoryStore(ABC):
     async def forget(self, user_id: str, category: str, key: str, *, source: str | None = None) -> bool:
         """Delete one memory; True if it existed. `source` says who asked (for the audit trail)."""
         validate_user_id(user_id)
-        validate_source(source)
-        forgotten = await self._delete(user_id, normalize_category(category), normalize_key(key))
+        forgotten = await self._delete(user_id, normalize_category(category), normalize_key(key), change_note(source))
+        if forgotten:
+            await _published(self.changes, user_id, "memory", "forget")
+        return forgotten
+
+    async def forget_stale(self, user_id: str, category: str, key: str, updated_before: datetime) -> bool:
+        """Forget the memory only if it was last updated before `updated_before` (retention; source `retention`).
+
+        Conditional in the same write, so a memory refreshed meanwhile (even by another
+        process) survives the sweep.
+        """
+        validate_user_id(user_id)
+        note = change_note("retention")
+        forgotten = await self._delete(
+            user_id, normalize_category(category), normalize_key(key), note, updated_before=updated_before
+        )
         if forgotten:
             await _published(self.changes, user_id, "memory", "forget")
         return forgotten
@@ -424,17 +491,32 @@ class MemoryStore(ABC):
         """Forget every memory whose current value was learned in thread `thread_id`; return how many."""
         validate_user_id(user_id)
         validate_object_id(thread_id, "thread id")
-        validate_source(source)
-        forgotten = await self._delete_from(user_id, thread_id)
+        forgotten = await self._delete_from(user_id, thread_id, change_note(source, thread_id=thread_id))
         if forgotten:
             await _published(self.changes, user_id, "memory", "forget_from")
         return forgotten
 
     @abstractmethod
     async def _upsert(
-        self, user_id: str, category: str, key: str, value: str, origin: Provenance, now: datetime, new_id: str
+        self,
+        user_id: str,
+        category: str,
+        key: str,
+        value: str,
+        origin: Provenance,
+        now: datetime,
+        new_id: str,
+        change: ChangeNote,
     ) -> Memory:
-        """Insert, or update value/provenance/updated_at keeping id and created_at; return the stored row."""
+        """Insert, or update value/provenance/updated_at keeping id and created_at; return the stored row.
+
+        In the same atomic write, append `change` to the audit trail (`remember` when the
+        memory is new, `update` otherwise) and drop the user's entries beyond MAX_MEMORY_CHANGES.
+        """
+
+    @abstractmethod
+    async def _history(self, user_id: str, limit: int) -> builtins.list[MemoryChange]:
+        """Up to `limit` audit entries of the user, newest first."""
 
     @abstractmethod
     async def _get(self, user_id: str, category: str, key: str) -> Memory | None: ...
@@ -444,11 +526,20 @@ class MemoryStore(ABC):
         """All memories of the user (optionally one category), any order."""
 
     @abstractmethod
-    async def _delete(self, user_id: str, category: str, key: str) -> bool: ...
+    async def _delete(
+        self, user_id: str, category: str, key: str, change: ChangeNote, *, updated_before: datetime | None = None
+    ) -> bool:
+        """Delete the memory (only if updated before `updated_before`, when given); True if it was deleted.
+
+        A deletion appends `change` as a `forget` entry to the audit trail in the same write.
+        """
 
     @abstractmethod
-    async def _delete_from(self, user_id: str, thread_id: str) -> int:
-        """Delete the user's memories whose `thread_id` is this thread; return how many."""
+    async def _delete_from(self, user_id: str, thread_id: str, change: ChangeNote) -> int:
+        """Delete the user's memories whose `thread_id` is this thread; return how many.
+
+        Each deleted memory gets a `forget` entry (from `change`) in the same write.
+        """
 
     @abstractmethod
     async def _search(self, user_id: str, terms: builtins.list[str], limit: int) -> builtins.list[Memory]:
@@ -551,6 +642,9 @@ class UserStore(ABC):
             "user_id": user_id,
             "profile": profile.model_dump(mode="json") if profile else None,
             "memories": [m.model_dump(mode="json") for m in await self.memories.list(user_id)],
+            "memory_changes": [
+                c.model_dump(mode="json") for c in await self.memories.history(user_id, MAX_MEMORY_CHANGES)
+            ],
             "threads": threads,
             "attachments": [a.model_dump(mode="json") for a in await self.threads.list_attachments(user_id)],
         }
@@ -621,6 +715,7 @@ class UserStore(ABC):
 
 
 __all__ = [
+    "ChangeNote",
     "MemoryStore",
     "NotFoundError",
     "ProfileStore",

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from memory.models import Memory, Profile, Provenance
 from stores import codec
-from stores.base import ThreadStore, UserStore
+from stores.base import ThreadStore, UserStore, change_note
 from stores.errors import StoreError
 
 _PAGE = 100
@@ -128,14 +128,16 @@ async def _put_memory(destination: UserStore, memory: Memory, have: Memory | Non
     memories = destination.memories
     origin = Provenance(memory.source, memory.thread_id, memory.item_id)
     args = (memory.user_id, memory.category, memory.key, memory.value, origin)
+    # the destination's audit trail records the copy's writes (source `copy`)
     if have is not None and (have.id, have.created_at) != (memory.id, memory.created_at):
-        await memories._delete(memory.user_id, memory.category, memory.key)  # another row under the same key
+        # another row under the same key
+        await memories._delete(memory.user_id, memory.category, memory.key, change_note("copy"))
         have = None
     if have is None:  # the insert stamps created_at = updated_at = the given time and keeps the given id
-        await memories._upsert(*args, memory.created_at, memory.id)
+        await memories._upsert(*args, memory.created_at, memory.id, change_note("copy"))
         if memory.updated_at == memory.created_at:
             return
-    await memories._upsert(*args, memory.updated_at, memory.id)  # an update keeps id and created_at
+    await memories._upsert(*args, memory.updated_at, memory.id, change_note("copy"))  # keeps id and created_at
 
 
 async def _raw_threads(threads: ThreadStore, user_id: str) -> list[tuple[str, str]]:

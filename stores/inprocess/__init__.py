@@ -6,14 +6,16 @@ Each operation runs without awaiting, so on one event loop it is atomic.
 from __future__ import annotations
 
 import bisect
+import builtins
 import itertools
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from memory.models import Memory, Profile, Provenance
+from memory.models import MAX_MEMORY_CHANGES, Memory, MemoryChange, Profile, Provenance
 from memory.ranking import Posting, epoch_us, index_terms, rank_postings
 from memory.settings import Settings
-from stores.base import MemoryStore, ProfileStore, RawPage, ThreadStore, UserStore
+from stores.base import ChangeNote, MemoryStore, ProfileStore, RawPage, ThreadStore, UserStore
 from stores.changes import ChangeFeed
 
 Position = tuple[int, int, str]  # (sort key, insertion seq, id)
@@ -71,6 +73,7 @@ class _UserData:
     memories: dict[tuple[str, str], Memory] = field(default_factory=dict)
     # the search index: term -> (category, key) -> its posting; kept in step by _upsert/_delete
     terms: dict[str, dict[tuple[str, str], Posting[tuple[str, str]]]] = field(default_factory=dict)
+    changes: deque[MemoryChange] = field(default_factory=lambda: deque(maxlen=MAX_MEMORY_CHANGES))
     profile: Profile | None = None
 
     def unindex(self, memory: Memory) -> None:
@@ -179,9 +182,18 @@ class InProcessMemoryStore(MemoryStore):
         self._data = data
 
     async def _upsert(
-        self, user_id: str, category: str, key: str, value: str, origin: Provenance, now: datetime, new_id: str
+        self,
+        user_id: str,
+        category: str,
+        key: str,
+        value: str,
+        origin: Provenance,
+        now: datetime,
+        new_id: str,
+        change: ChangeNote,
     ) -> Memory:
-        memories = self._data.user(user_id).memories
+        user = self._data.user(user_id)
+        memories = user.memories
         old = memories.get((category, key))
         memory = Memory(
             id=old.id if old else new_id,
@@ -200,6 +212,7 @@ class InProcessMemoryStore(MemoryStore):
             user.unindex(old)
         memories[(category, key)] = memory
         user.index(memory)
+        user.changes.append(change.entry(user_id, "update" if old else "remember", category, key, memory.id))
         return memory
 
     async def _get(self, user_id: str, category: str, key: str) -> Memory | None:
@@ -212,12 +225,16 @@ class InProcessMemoryStore(MemoryStore):
             return []
         return [m for m in user.memories.values() if category is None or m.category == category]
 
-    async def _delete(self, user_id: str, category: str, key: str) -> bool:
+    async def _delete(
+        self, user_id: str, category: str, key: str, change: ChangeNote, *, updated_before: datetime | None = None
+    ) -> bool:
         user = self._data.peek(user_id)
-        gone = user.memories.pop((category, key), None) if user else None
-        if user is None or gone is None:
+        memory = user.memories.get((category, key)) if user else None
+        if user is None or memory is None or (updated_before is not None and memory.updated_at >= updated_before):
             return False
-        user.unindex(gone)
+        del user.memories[(category, key)]
+        user.unindex(memory)
+        user.changes.append(change.entry(user_id, "forget", category, key, memory.id))
         return True
 
     async def _search(self, user_id: str, terms: list[str], limit: int) -> list[Memory]:
@@ -227,14 +244,20 @@ class InProcessMemoryStore(MemoryStore):
         postings = {term: list(user.terms.get(term, {}).values()) for term in terms}
         return [user.memories[ref] for ref in rank_postings(postings, len(user.memories), limit)]
 
-    async def _delete_from(self, user_id: str, thread_id: str) -> int:
+    async def _delete_from(self, user_id: str, thread_id: str, change: ChangeNote) -> int:
         user = self._data.peek(user_id)
         if user is None:
             return 0
         gone = [slot for slot, m in user.memories.items() if m.thread_id == thread_id]
-        for slot in gone:
-            user.unindex(user.memories.pop(slot))
+        for n, slot in enumerate(gone, start=1):
+            memory = user.memories.pop(slot)
+            user.unindex(memory)
+            user.changes.append(change.entry(user_id, "forget", *slot, memory.id, n))
         return len(gone)
+
+    async def _history(self, user_id: str, limit: int) -> builtins.list[MemoryChange]:
+        user = self._data.peek(user_id)
+        return list(reversed(user.changes))[:limit] if user else []
 
 
 class InProcessProfileStore(ProfileStore):

@@ -30,7 +30,14 @@ LOCK_KEY = 0x4D454D4147454E54  # "MEMAGENT": any fixed bigint, shared by every r
 _FILE_RE = re.compile(r"(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql")
 # data steps that need Python (the search tokeniser), run right after their file, same transaction
 _AFTER: dict[str, Callable[[AsyncConnection], Awaitable[None]]] = {"0006": index_existing}
-_REQUIRED_TABLES = ("profiles", "memories", "chatkit_threads", "chatkit_items", "chatkit_attachments")
+_REQUIRED_TABLES = (
+    "profiles",
+    "memories",
+    "chatkit_threads",
+    "chatkit_items",
+    "chatkit_attachments",
+    "memory_changes",
+)
 
 
 class MigrationError(StoreError):

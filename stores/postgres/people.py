@@ -5,23 +5,71 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from memory.models import Memory, Profile, Provenance
+from memory.models import MAX_MEMORY_CHANGES, Memory, MemoryChange, Profile, Provenance
 from memory.ranking import epoch_us, rank_postings
-from stores.base import MemoryStore, ProfileStore
+from stores.base import ChangeNote, MemoryStore, ProfileStore
 from stores.postgres.db import Database
 from stores.postgres.search_index import POSTINGS, read_postings, reindex_statements
 
 _MEMORY_COLUMNS = "id, user_id, category, key, value, source, created_at, updated_at, thread_id, item_id"
+_CHANGE_COLUMNS = "id, user_id, at, op, category, key, memory_id, source, thread_id, item_id"
 
+# The upsert and its audit entry in one statement; `xmax = 0` only for a freshly inserted row.
 _UPSERT_MEMORY = f"""
-insert into public.memories as m
-  (user_id, category, key, id, value, source, thread_id, item_id, created_at, updated_at)
-values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-on conflict (user_id, category, key) do update
-  set value = excluded.value, source = excluded.source, thread_id = excluded.thread_id,
-      item_id = excluded.item_id, updated_at = excluded.updated_at
-returning {_MEMORY_COLUMNS}
+with up as (
+  insert into public.memories as m
+    (user_id, category, key, id, value, source, thread_id, item_id, created_at, updated_at)
+  values (%(user)s, %(category)s, %(key)s, %(id)s, %(value)s, %(source)s, %(thread)s, %(item)s, %(now)s, %(now)s)
+  on conflict (user_id, category, key) do update
+    set value = excluded.value, source = excluded.source, thread_id = excluded.thread_id,
+        item_id = excluded.item_id, updated_at = excluded.updated_at
+  returning {_MEMORY_COLUMNS}, (xmax = 0) as inserted
+), change as (
+  insert into public.memory_changes ({_CHANGE_COLUMNS})
+  select %(change)s, user_id, %(at)s, case when inserted then 'remember' else 'update' end, category, key, id,
+         %(change_source)s, %(thread)s, %(item)s
+  from up
+)
+select {_MEMORY_COLUMNS} from up
 """
+# Keep the newest `keep` entries of the user (the index on (user_id, seq) makes the offset cheap).
+_TRIM = """
+delete from public.memory_changes where user_id = %(user)s and seq <= (
+  select seq from public.memory_changes where user_id = %(user)s order by seq desc offset {keep} limit 1
+)
+"""
+# before a write adding at most one entry: keep MAX-1, so the new one makes MAX
+_TRIM_BEFORE_ONE = _TRIM.format(keep=MAX_MEMORY_CHANGES - 1)
+_DELETE_MEMORY = f"""
+with gone as (
+  delete from public.memories
+  where user_id = %(user)s and category = %(category)s and key = %(key)s
+    and (%(before)s::timestamptz is null or updated_at < %(before)s::timestamptz)
+  returning id
+), change as (
+  insert into public.memory_changes ({_CHANGE_COLUMNS})
+  select %(change)s, %(user)s, %(at)s, 'forget', %(category)s, %(key)s, id, %(change_source)s, %(thread)s, %(item)s
+  from gone
+)
+select id from gone
+"""
+# one entry per forgotten memory, ids `<change>.<n>`; then trim, and count this write's entries
+_DELETE_FROM_THREAD = f"""
+with gone as (
+  delete from public.memories where user_id = %(user)s and thread_id = %(thread)s
+  returning id, category, key
+)
+insert into public.memory_changes ({_CHANGE_COLUMNS})
+select %(change)s || '.' || row_number() over (order by category, key), %(user)s, %(at)s, 'forget',
+       category, key, id, %(change_source)s, %(thread)s, %(item)s
+from gone
+"""
+_COUNT_FORGOTTEN = f"""
+with trimmed as ({_TRIM.format(keep=MAX_MEMORY_CHANGES).strip()} returning 1)
+select count(*) from public.memory_changes
+where user_id = %(user)s and left(id, length(%(change)s) + 1) = %(change)s || '.'
+"""
+_HISTORY = f"select {_CHANGE_COLUMNS} from public.memory_changes where user_id = %s order by seq desc limit %s"
 
 # Race-safe in one statement: concurrent calls serialise on the primary key. `visits`
 # counts ensures; a profile made by the optional sign-up trigger has 0, so the agent's
@@ -54,8 +102,6 @@ _GET_MEMORIES = (
 )
 _LIST_MEMORIES = f"select {_MEMORY_COLUMNS} from public.memories where user_id = %s"
 _LIST_CATEGORY = f"select {_MEMORY_COLUMNS} from public.memories where user_id = %s and category = %s"
-_DELETE_MEMORY = "delete from public.memories where user_id = %s and category = %s and key = %s returning id"
-_DELETE_FROM_THREAD = "delete from public.memories where user_id = %s and thread_id = %s returning id"
 
 
 def _utc(moment: datetime) -> datetime:
@@ -79,6 +125,33 @@ def _memory(row: tuple[Any, ...]) -> Memory:
     )
 
 
+def _change(row: tuple[Any, ...]) -> MemoryChange:
+    cid, user_id, at, op, category, key, memory_id, source, thread_id, item_id = row
+    return MemoryChange(
+        id=cid,
+        user_id=user_id,
+        at=_utc(at),
+        op=op,
+        category=category,
+        key=key,
+        memory_id=memory_id,
+        source=source,
+        thread_id=thread_id,
+        item_id=item_id,
+    )
+
+
+def _note(user_id: str, change: ChangeNote) -> dict[str, Any]:
+    return {
+        "user": user_id,
+        "change": change.id,
+        "at": change.at,
+        "change_source": change.source,
+        "thread": change.thread_id,
+        "item": change.item_id,
+    }
+
+
 def _profile(row: tuple[Any, ...]) -> Profile:
     pid, identity, email, first, created_at, last_seen_at, enabled = row
     return Profile(
@@ -97,15 +170,39 @@ class PostgresMemoryStore(MemoryStore):
         self._db = db
 
     async def _upsert(
-        self, user_id: str, category: str, key: str, value: str, origin: Provenance, now: datetime, new_id: str
+        self,
+        user_id: str,
+        category: str,
+        key: str,
+        value: str,
+        origin: Provenance,
+        now: datetime,
+        new_id: str,
+        change: ChangeNote,
     ) -> Memory:
+        params = {
+            **_note(user_id, change),
+            "category": category,
+            "key": key,
+            "id": new_id,
+            "value": value,
+            "source": origin.source,
+            "thread": origin.thread_id,
+            "item": origin.item_id,
+            "now": now,
+        }
         rows = await self._db.run(
             user_id,
-            (_UPSERT_MEMORY, [user_id, category, key, new_id, value, *origin, now, now]),
+            (_TRIM_BEFORE_ONE, params),
+            (_UPSERT_MEMORY, params),
             *reindex_statements(user_id, category, key, value, epoch_us(now)),
             (_GET_MEMORY, [user_id, category, key]),
         )
         return _memory(rows[0])
+
+    async def _history(self, user_id: str, limit: int) -> list[MemoryChange]:
+        rows = await self._db.run(user_id, (_HISTORY, [user_id, limit]))
+        return [_change(row) for row in rows]
 
     async def _get(self, user_id: str, category: str, key: str) -> Memory | None:
         rows = await self._db.run(user_id, (_GET_MEMORY, [user_id, category, key]))
@@ -118,13 +215,18 @@ class PostgresMemoryStore(MemoryStore):
             rows = await self._db.run(user_id, (_LIST_CATEGORY, [user_id, category]))
         return [_memory(row) for row in rows]
 
-    async def _delete(self, user_id: str, category: str, key: str) -> bool:
+    async def _delete(
+        self, user_id: str, category: str, key: str, change: ChangeNote, *, updated_before: datetime | None = None
+    ) -> bool:
         # its postings go by the cascade
-        return bool(await self._db.run(user_id, (_DELETE_MEMORY, [user_id, category, key])))
+        params = {**_note(user_id, change), "category": category, "key": key, "before": updated_before}
+        return bool(await self._db.run(user_id, (_TRIM_BEFORE_ONE, params), (_DELETE_MEMORY, params)))
 
-    async def _delete_from(self, user_id: str, thread_id: str) -> int:
+    async def _delete_from(self, user_id: str, thread_id: str, change: ChangeNote) -> int:
         # their postings go by the cascade
-        return len(await self._db.run(user_id, (_DELETE_FROM_THREAD, [user_id, thread_id])))
+        params = {**_note(user_id, change), "thread": thread_id}
+        rows = await self._db.run(user_id, (_DELETE_FROM_THREAD, params), (_COUNT_FORGOTTEN, params))
+        return int(rows[0][0])
 
     async def _search(self, user_id: str, terms: list[str], limit: int) -> list[Memory]:
         rows = await self._db.run(user_id, (POSTINGS, {"user": user_id, "terms": terms}))

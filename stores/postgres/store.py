@@ -17,6 +17,7 @@ _FORGET_USER = (
     "delete from public.memory_terms where user_id = %s",
     "delete from public.memories where user_id = %s",
     "delete from public.memory_counts where user_id = %s",
+    "delete from public.memory_changes where user_id = %s",
     "delete from public.profiles where id = %s",
 )
 # what an erase touches: STORE_ERASE_VACUUM=true vacuums these right after it
@@ -24,7 +25,10 @@ ERASE_TABLES = (
     "public.chatkit_items",
     "public.chatkit_attachments",
     "public.chatkit_threads",
+    "public.memory_terms",
     "public.memories",
+    "public.memory_counts",
+    "public.memory_changes",
     "public.profiles",
 )
 logger = logging.getLogger(__name__)

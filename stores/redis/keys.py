@@ -74,6 +74,11 @@ class UserKeys:
         return f"{self.prefix}mt:{term}"
 
     @property
+    def memory_changes(self) -> str:
+        """LIST: the memory audit trail, MemoryChange JSON, newest first."""
+        return self.prefix + "memlog"
+
+    @property
     def profile(self) -> str:
         """HASH: the profile's fields."""
         return self.prefix + "profile"

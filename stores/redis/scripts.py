@@ -13,6 +13,8 @@ threads that expired are pruned when a page meets them.
 
 from __future__ import annotations
 
+from memory.models import MAX_MEMORY_CHANGES
+
 _COMMON = r"""
 local function thread_keys(prefix, tid)
   local t = prefix .. 't:' .. tid
@@ -266,13 +268,38 @@ local function index_memory(prefix, field, posting_tail, flat)
 end
 """
 
-# KEYS: memories   ARGV: field, new id, user id, category, key, value, source, thread id, item id, now,
-#   prefix, updated_us, then term, field code pairs
+# The memory audit trail (issue 10): <prefix>memlog is a LIST of MemoryChange JSON, newest
+# first, trimmed to MAX_MEMORY_CHANGES. `change_json` comes from Python; the script fills in
+# what only it knows (op, memory id; for a write touching several memories their
+# category/key and an id `<change id>.<n>`).
+_RECORD = (
+    r"""
+local MAX_CHANGES = """
+    + str(MAX_MEMORY_CHANGES)
+    + r"""
+local function record(log, change_json, op, memory, n)
+  local c = cjson.decode(change_json)
+  c.op = op
+  c.memory_id = memory.id
+  if n then
+    c.id = c.id .. '.' .. n
+    c.category = memory.category
+    c.key = memory.key
+  end
+  redis.call('LPUSH', log, cjson.encode(c))
+  redis.call('LTRIM', log, 0, MAX_CHANGES - 1)
+end
+"""
+)
+
+# KEYS: memories, memlog   ARGV: field, new id, user id, category, key, value, source, thread id, item id, now,
+#   prefix, updated_us, change JSON, then term, field code pairs
 # ("" = none for source/thread id/item id: none of them can be empty when given)
 # -> the stored memory JSON (id and created_at kept on update; memories stored by older
 # releases lack thread_id/item_id, which read back as None)
 UPSERT_MEMORY = (
     _MEMORY_INDEX
+    + _RECORD
     + r"""
 local prefix = ARGV[11]
 local old = redis.call('HGET', KEYS[1], ARGV[1])
@@ -292,17 +319,24 @@ m.updated_at = ARGV[10]
 local encoded = cjson.encode(m)
 redis.call('HSET', KEYS[1], ARGV[1], encoded)
 unindex_memory(prefix, ARGV[1])
-index_memory(prefix, ARGV[1], ARGV[12] .. ':' .. m.id, {unpack(ARGV, 13)})
+index_memory(prefix, ARGV[1], ARGV[12] .. ':' .. m.id, {unpack(ARGV, 14)})
+if old then record(KEYS[2], ARGV[13], 'update', m) else record(KEYS[2], ARGV[13], 'remember', m) end
 return encoded
 """
 )
 
-# KEYS: memories   ARGV: field, prefix   -> 1 if it existed
+# KEYS: memories, memlog   ARGV: field, prefix, expected JSON or "" (any), change JSON   -> 1 if deleted
+# With an expected JSON the memory is deleted only if it is still exactly that version (retention).
 DELETE_MEMORY = (
     _MEMORY_INDEX
+    + _RECORD
     + r"""
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if not old or (ARGV[3] ~= '' and old ~= ARGV[3]) then return 0 end
 unindex_memory(ARGV[2], ARGV[1])
-return redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[1], ARGV[1])
+record(KEYS[2], ARGV[4], 'forget', cjson.decode(old))
+return 1
 """
 )
 
@@ -341,20 +375,27 @@ return 1
 """
 )
 
-# KEYS: memories   ARGV: thread id, prefix   -> number of memories deleted (those learned in that thread)
+# KEYS: memories, memlog   ARGV: thread id, prefix, change JSON
+# -> number of memories deleted (those learned in that thread); one audit entry each
 DELETE_MEMORIES_FROM = (
     _MEMORY_INDEX
+    + _RECORD
     + r"""
-local gone = {}
+local gone, forgotten = {}, {}
 local rows = redis.call('HGETALL', KEYS[1])
 for i = 1, #rows, 2 do
   local m = cjson.decode(rows[i + 1])
-  if m.thread_id == ARGV[1] then gone[#gone + 1] = rows[i] end
+  if m.thread_id == ARGV[1] then
+    gone[#gone + 1] = rows[i]
+    forgotten[#forgotten + 1] = m
+  end
 end
 for i = 1, #gone, 500 do
   redis.call('HDEL', KEYS[1], unpack(gone, i, math.min(i + 499, #gone)))
 end
 for _, field in ipairs(gone) do unindex_memory(ARGV[2], field) end
+table.sort(forgotten, function(a, b) return a.category .. ':' .. a.key < b.category .. ':' .. b.key end)
+for n, m in ipairs(forgotten) do record(KEYS[2], ARGV[3], 'forget', m, n) end
 return #gone
 """
 )
@@ -383,7 +424,7 @@ if ARGV[4] == '1' then redis.call('HSETNX', KEYS[1], 'email', ARGV[5]) end
 return redis.call('HGETALL', KEYS[1])
 """
 
-# KEYS: threads, atts, seq, memories, profile, memory terms, index marker   ARGV: prefix
+# KEYS: threads, atts, seq, memories, profile, memory terms, index marker, memlog   ARGV: prefix
 # -> number of keys deleted. Every other key of the user is reachable from the thread
 # index, the attachment set or the memory terms.
 FORGET_USER = (

@@ -9,9 +9,9 @@ from __future__ import annotations
 import builtins
 from datetime import datetime
 
-from memory.models import Memory, Profile, Provenance
+from memory.models import Memory, MemoryChange, Profile, Provenance
 from memory.ranking import Posting, epoch_us, index_terms, rank_postings
-from stores.base import MemoryStore, ProfileStore, RawPage, ThreadStore, UserStore
+from stores.base import ChangeNote, MemoryStore, ProfileStore, RawPage, ThreadStore, UserStore
 from stores.redis.changes import RedisChangeFeed
 from stores.redis.client import RedisConnection
 from stores.redis.keys import UserKeys, encode_sort_key
@@ -145,12 +145,20 @@ class RedisMemoryStore(MemoryStore):
         self._conn = conn
 
     async def _upsert(
-        self, user_id: str, category: str, key: str, value: str, origin: Provenance, now: datetime, new_id: str
+        self,
+        user_id: str,
+        category: str,
+        key: str,
+        value: str,
+        origin: Provenance,
+        now: datetime,
+        new_id: str,
+        change: ChangeNote,
     ) -> Memory:
         keys = UserKeys(user_id)
         stored = await self._conn.script(
             "upsert_memory",
-            [keys.memories],
+            [keys.memories, keys.memory_changes],
             [
                 f"{category}:{key}",
                 new_id,
@@ -164,10 +172,15 @@ class RedisMemoryStore(MemoryStore):
                 now.isoformat(),
                 keys.prefix,
                 epoch_us(now),
+                _change_json(user_id, change, category, key),
                 *_flat_terms(category, key, value),
             ],
         )
         return Memory.model_validate_json(stored)
+
+    async def _history(self, user_id: str, limit: int) -> builtins.list[MemoryChange]:
+        rows = await self._conn.run(self._conn.client.lrange(UserKeys(user_id).memory_changes, 0, limit - 1))
+        return [MemoryChange.model_validate_json(row) for row in rows]
 
     async def _get(self, user_id: str, category: str, key: str) -> Memory | None:
         data = await self._conn.hget(UserKeys(user_id).memories, f"{category}:{key}")
@@ -182,9 +195,22 @@ class RedisMemoryStore(MemoryStore):
             if prefix is None or field.startswith(prefix)
         ]
 
-    async def _delete(self, user_id: str, category: str, key: str) -> bool:
+    async def _delete(
+        self, user_id: str, category: str, key: str, change: ChangeNote, *, updated_before: datetime | None = None
+    ) -> bool:
         keys = UserKeys(user_id)
-        removed = await self._conn.script("delete_memory", [keys.memories], [f"{category}:{key}", keys.prefix])
+        field = f"{category}:{key}"
+        expected = ""
+        if updated_before is not None:
+            # compare here, then delete only if the memory is still exactly this version
+            expected = await self._conn.hget(keys.memories, field) or ""
+            if not expected or Memory.model_validate_json(expected).updated_at >= updated_before:
+                return False
+        removed = await self._conn.script(
+            "delete_memory",
+            [keys.memories, keys.memory_changes],
+            [field, keys.prefix, expected, _change_json(user_id, change, category, key)],
+        )
         return bool(int(removed))
 
     async def _search(self, user_id: str, terms: builtins.list[str], limit: int) -> builtins.list[Memory]:
@@ -208,9 +234,14 @@ class RedisMemoryStore(MemoryStore):
         rows = await self._conn.hmget(keys.memories, refs)
         return [Memory.model_validate_json(row) for row in rows if row is not None]
 
-    async def _delete_from(self, user_id: str, thread_id: str) -> int:
+    async def _delete_from(self, user_id: str, thread_id: str, change: ChangeNote) -> int:
         keys = UserKeys(user_id)
-        return int(await self._conn.script("delete_memories_from", [keys.memories], [thread_id, keys.prefix]))
+        template = _change_json(user_id, change, "", "")
+        return int(
+            await self._conn.script(
+                "delete_memories_from", [keys.memories, keys.memory_changes], [thread_id, keys.prefix, template]
+            )
+        )
 
     async def _build_index(self, keys: UserKeys) -> None:
         """Index memories stored before the index existed (once per user, on their first search)."""
@@ -232,6 +263,11 @@ class RedisMemoryStore(MemoryStore):
 
 
 _INDEX_BATCH = 5000  # script arguments per call while indexing older memories
+
+
+def _change_json(user_id: str, change: ChangeNote, category: str, key: str) -> str:
+    """The audit entry; the script fills in `op` and `memory_id` (and more), which only it knows."""
+    return change.entry(user_id, "remember", category, key, None).model_dump_json()
 
 
 def _flat_terms(category: str, key: str, value: str) -> builtins.list[str | int]:
@@ -316,6 +352,7 @@ class RedisStore(UserStore):
                 keys.profile,
                 keys.memory_terms,
                 keys.memory_index,
+                keys.memory_changes,
             ],
             [keys.prefix],
         )

@@ -10,13 +10,21 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
-from memory.models import Memory, Profile, Provenance
+from memory.models import MAX_MEMORY_CHANGES, Memory, MemoryChange, MemoryOp, Profile, Provenance
 from memory.ranking import Posting, epoch_us, index_terms, rank_postings
-from stores.base import MemoryStore, ProfileStore
+from stores.base import ChangeNote, MemoryStore, ProfileStore
 from stores.sqlite.database import Database
 
 _MEMORY_COLUMNS = "id, user_id, category, key, value, source, created_at, updated_at, thread_id, item_id"
 _PROFILE_COLUMNS = "id, identity, email, created_at, last_seen_at, memory_enabled"
+_CHANGE_COLUMNS = "id, user_id, at, op, category, key, memory_id, source, thread_id, item_id"
+_INSERT_CHANGE = f"INSERT INTO memory_changes ({_CHANGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# keep the newest MAX_MEMORY_CHANGES entries of the user (the index makes the OFFSET cheap)
+_TRIM_CHANGES = f"""
+DELETE FROM memory_changes WHERE user_id = :user_id AND seq <= (
+  SELECT seq FROM memory_changes WHERE user_id = :user_id ORDER BY seq DESC LIMIT 1 OFFSET {MAX_MEMORY_CHANGES}
+)
+"""
 
 
 def dump_time(moment: datetime) -> str:
@@ -70,12 +78,57 @@ def _profile(row: Any, *, first_login: bool) -> Profile:
     )
 
 
+def _change(row: Any) -> MemoryChange:
+    return MemoryChange(
+        id=row[0],
+        user_id=row[1],
+        at=load_time(row[2]),
+        op=row[3],
+        category=row[4],
+        key=row[5],
+        memory_id=row[6],
+        source=row[7],
+        thread_id=row[8],
+        item_id=row[9],
+    )
+
+
+def record(
+    conn: sqlite3.Connection,
+    user_id: str,
+    change: ChangeNote,
+    entries: list[tuple[MemoryOp, str, str, str]],
+    *,
+    numbered: bool = False,
+) -> None:
+    """Append audit entries (op, category, key, memory id) and trim the user's trail, in the caller's transaction.
+
+    `numbered`: a write that forgets several memories gives its entries ids `<change id>.<n>`.
+    """
+    at = dump_time(change.at)
+    for n, (op, category, key, memory_id) in enumerate(entries, start=1):
+        entry_id = f"{change.id}.{n}" if numbered else change.id
+        conn.execute(
+            _INSERT_CHANGE,
+            (entry_id, user_id, at, op, category, key, memory_id, change.source, change.thread_id, change.item_id),
+        )
+    conn.execute(_TRIM_CHANGES, {"user_id": user_id})
+
+
 class SqliteMemoryStore(MemoryStore):
     def __init__(self, db: Database) -> None:
         self._db = db
 
     async def _upsert(
-        self, user_id: str, category: str, key: str, value: str, origin: Provenance, now: datetime, new_id: str
+        self,
+        user_id: str,
+        category: str,
+        key: str,
+        value: str,
+        origin: Provenance,
+        now: datetime,
+        new_id: str,
+        change: ChangeNote,
     ) -> Memory:
         params = (user_id, category, key, new_id, value, *origin, dump_time(now), dump_time(now))
 
@@ -91,9 +144,17 @@ class SqliteMemoryStore(MemoryStore):
                 params,
             ).fetchone()
             _reindex(conn, _memory(row))
+            record(conn, user_id, change, [("remember" if row[0] == new_id else "update", category, key, row[0])])
             return row
 
         return _memory(await self._db.write(work))
+
+    async def _history(self, user_id: str, limit: int) -> list[MemoryChange]:
+        rows = await self._db.fetch_all(
+            f"SELECT {_CHANGE_COLUMNS} FROM memory_changes WHERE user_id = ? ORDER BY seq DESC LIMIT ?",
+            (user_id, limit),
+        )
+        return [_change(row) for row in rows]
 
     async def _get(self, user_id: str, category: str, key: str) -> Memory | None:
         row = await self._db.fetch_one(
@@ -111,21 +172,35 @@ class SqliteMemoryStore(MemoryStore):
             )
         return [_memory(row) for row in rows]
 
-    async def _delete(self, user_id: str, category: str, key: str) -> bool:
+    async def _delete(
+        self, user_id: str, category: str, key: str, change: ChangeNote, *, updated_before: datetime | None = None
+    ) -> bool:
+        cutoff = None if updated_before is None else dump_time(updated_before)
+
         def work(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute(  # its postings go by the cascade
-                "DELETE FROM memories WHERE user_id = ? AND category = ? AND key = ?", (user_id, category, key)
-            )
-            return cursor.rowcount > 0
+            row = conn.execute(  # its postings go by the cascade
+                "DELETE FROM memories WHERE user_id = ? AND category = ? AND key = ? "
+                "AND (? IS NULL OR updated_at < ?) RETURNING id",
+                (user_id, category, key, cutoff, cutoff),
+            ).fetchone()
+            if row is None:
+                return False
+            record(conn, user_id, change, [("forget", category, key, row[0])])
+            return True
 
         return await self._db.write(work, erase=True)
 
-    async def _delete_from(self, user_id: str, thread_id: str) -> int:
+    async def _delete_from(self, user_id: str, thread_id: str, change: ChangeNote) -> int:
         def work(conn: sqlite3.Connection) -> int:
-            cursor = conn.execute("DELETE FROM memories WHERE user_id = ? AND thread_id = ?", (user_id, thread_id))
-            return cursor.rowcount
+            rows = conn.execute(
+                "DELETE FROM memories WHERE user_id = ? AND thread_id = ? RETURNING category, key, id",
+                (user_id, thread_id),
+            ).fetchall()
+            if rows:
+                record(conn, user_id, change, [("forget", c, k, i) for c, k, i in sorted(rows)], numbered=True)
+            return len(rows)
 
-        return await self._db.write(work)
+        return await self._db.write(work, erase=True)
 
     async def _search(self, user_id: str, terms: list[str], limit: int) -> list[Memory]:
         def work(conn: sqlite3.Connection) -> list[Memory]:

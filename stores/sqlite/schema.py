@@ -133,7 +133,28 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "INSERT INTO memory_counts (user_id, n) SELECT user_id, count(*) FROM memories GROUP BY user_id",
     ),
-    (),  # reserved: issue 10 (erasure: audit trail), version 4
+    # version 4 (issue 10): the memory audit trail; `seq` orders a user's entries (newest = largest)
+    (
+        """
+        CREATE TABLE memory_changes (
+            seq       INTEGER PRIMARY KEY,
+            user_id   TEXT NOT NULL,
+            id        TEXT NOT NULL,
+            at        TEXT NOT NULL,
+            op        TEXT NOT NULL,
+            category  TEXT NOT NULL,
+            key       TEXT NOT NULL,
+            memory_id TEXT,
+            source    TEXT,
+            thread_id TEXT,
+            item_id   TEXT
+        )
+        """,
+        "CREATE INDEX memory_changes_user ON memory_changes (user_id, seq)",
+        # retention sweeps find stale memories and old threads across users without a full scan
+        "CREATE INDEX memories_updated ON memories (updated_at)",
+        "CREATE INDEX threads_age ON threads (sort_key, seq)",
+    ),
     # version 5 (issue 10): the change feed (stores.sqlite.changes); no user data: channel is a digest
     (
         """
@@ -156,6 +177,7 @@ USER_TABLES: tuple[tuple[str, str], ...] = (
     ("memory_terms", "user_id"),
     ("memories", "user_id"),
     ("memory_counts", "user_id"),
+    ("memory_changes", "user_id"),
     ("profiles", "id"),
 )
 

@@ -53,7 +53,14 @@ async def test_export_contains_everything_of_one_user(store: UserStore, user_a: 
 async def test_export_of_unknown_user_is_empty(store: UserStore, user_a: str) -> None:
     export = await store.export_user(user_a)
 
-    assert export == {"user_id": user_a, "profile": None, "memories": [], "threads": [], "attachments": []}
+    assert export == {
+        "user_id": user_a,
+        "profile": None,
+        "memories": [],
+        "memory_changes": [],
+        "threads": [],
+        "attachments": [],
+    }
 
 
 async def test_forget_user_removes_everything_and_only_that_user(store: UserStore, user_a: str, user_b: str) -> None:
@@ -68,10 +75,12 @@ async def test_forget_user_removes_everything_and_only_that_user(store: UserStor
         "user_id": user_a,
         "profile": None,
         "memories": [],
+        "memory_changes": [],
         "threads": [],
         "attachments": [],
     }
     assert await store.profiles.get(user_a) is None
+    assert await store.memories.history(user_a) == []
     assert await store.memories.list(user_a) == []
     assert await store.memories.search(user_a, "alice colour city") == []
     assert (await store.threads.load_threads(20, None, "desc", a)).data == []

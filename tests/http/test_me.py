@@ -14,7 +14,7 @@ from tests.http.conftest import RunningApp, Tokens, new_user, serve, sse_events,
 async def test_export_contains_everything_of_the_user(api: RunningApp, tokens: Tokens) -> None:
     user = new_user()
     token = tokens.mint(user, email="carol@example.com")
-    await api.services.store.memories.remember(user, "work", "employer", "Acme")
+    await api.services.store.memories.remember(user, "work", "employer", "Acme", source="api")
     events = sse_events(
         await api.chatkit(token, {"type": "threads.create", "params": {"input": user_message("hello there")}})
     )
@@ -30,6 +30,7 @@ async def test_export_contains_everything_of_the_user(api: RunningApp, tokens: T
     assert data["user_id"] == user
     assert data["profile"]["id"] == user and data["profile"]["email"] == "carol@example.com"
     assert [(m["category"], m["key"], m["value"]) for m in data["memories"]] == [("work", "employer", "Acme")]
+    assert [(c["op"], c["source"], c["key"]) for c in data["memory_changes"]] == [("remember", "api", "employer")]
     assert [t["id"] for t in data["threads"]] == [thread_id]
     assert [i["type"] for i in data["threads"][0]["items"]] == ["user_message", "assistant_message"]
     assert data["threads"][0]["items"][0]["content"][0]["text"] == "hello there"
@@ -44,6 +45,7 @@ async def test_delete_me_erases_everything_and_is_idempotent(api: RunningApp, to
     assert (await api.client.delete("/me", headers=api.auth(token))).status_code == 204
     data = (await api.client.get("/me/export", headers=api.auth(token))).json()
     assert data["memories"] == [] and data["threads"] == [] and data["profile"] is None
+    assert data["memory_changes"] == []
     assert (await api.client.delete("/me", headers=api.auth(token))).status_code == 204
 
 

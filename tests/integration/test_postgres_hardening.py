@@ -20,7 +20,7 @@ from stores.postgres import PostgresStore
 from tests.contract import factories as f
 from tests.fixtures.postgres_servers import PostgresServer
 
-TABLES = ["profiles", "memories", "chatkit_threads", "chatkit_items", "chatkit_attachments"]
+TABLES = ["profiles", "memories", "chatkit_threads", "chatkit_items", "chatkit_attachments", "memory_changes"]
 ALL_PRIVILEGES = ["SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"]
 
 

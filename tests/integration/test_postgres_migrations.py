@@ -30,8 +30,9 @@ EXPECTED = [
     "0004_force_rls_revoke",
     "0005_memory_provenance",
     "0006_search_index",
+    "0007_memory_changes",
 ]
-TABLES = {"profiles", "memories", "chatkit_threads", "chatkit_items", "chatkit_attachments"}
+TABLES = {"profiles", "memories", "chatkit_threads", "chatkit_items", "chatkit_attachments", "memory_changes"}
 
 
 async def _tables(url: str) -> set[str]:

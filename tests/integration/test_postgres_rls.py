@@ -21,6 +21,7 @@ PER_USER_TABLES = {
     "chatkit_items": "user_id",
     "chatkit_attachments": "user_id",
     "memories": "user_id",
+    "memory_changes": "user_id",
     "profiles": "id",
 }
 

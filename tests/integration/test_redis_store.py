@@ -390,8 +390,8 @@ async def test_thread_ttl_from_url_expires_thread_data_only(deployment: Deployme
 
         ttls = await _ttls(deployment, f"*{{{user}}}*")
         for key, pttl in ttls.items():
-            if key.endswith((":mem", ":profile", ":mterms", ":mix")) or ":mt:" in key:
-                assert pttl == -1, f"{key} must never expire"  # memories and their search index
+            if key.endswith((":mem", ":profile", ":mterms", ":mix", ":memlog")) or ":mt:" in key:
+                assert pttl == -1, f"{key} must never expire"  # memories, their search index, their audit trail
             else:
                 assert 0 < pttl <= 2000, f"{key} should expire within the TTL, has {pttl} ms"
 

@@ -179,6 +179,7 @@ async def test_everything_survives_process_restarts(tmp_path: Path) -> None:
             "user_id": OTHER,
             "profile": None,
             "memories": [],
+            "memory_changes": [],
             "threads": [],
             "attachments": [],
         }
@@ -365,6 +366,7 @@ async def test_schema_is_versioned_and_reopening_runs_no_migration(tmp_path: Pat
         "memory_counts",
         "changes",
         "sqlite_sequence",  # the changes table's AUTOINCREMENT counter
+        "memory_changes",
     }
 
 
