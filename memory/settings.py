@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     store_thread_ttl_seconds: int | None = Field(default=None, gt=0)
     store_migrate_on_open: bool = True
     store_rls: Literal["auto", "on", "off"] = "auto"
+    store_require_durable: bool = False  # Redis: refuse a server that keeps nothing on disk
     store_erase_vacuum: bool = False  # Postgres: VACUUM the store tables right after forget_user
     memory_retention_days: int | None = Field(default=None, gt=0)  # forget memories not updated for N days
     transcript_retention_days: int | None = Field(default=None, gt=0)  # delete voice-call threads older than N days

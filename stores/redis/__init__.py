@@ -12,6 +12,7 @@ import asyncio
 from memory.settings import Settings
 from stores.errors import StoreUnavailableError
 from stores.redis.client import RedisConnection, describe, make_client
+from stores.redis.durability import check_durability
 from stores.redis.store import RedisStore
 from stores.redis.url import RedisUrl, parse_redis_url
 
@@ -56,4 +57,12 @@ async def open(url: str, settings: Settings) -> RedisStore:
             "reachable and that the URL's host, port and password are right (STORE_CONNECT_TIMEOUT="
             f"{timeout:g}s)"
         ) from None
+    try:
+        async with asyncio.timeout(timeout * _OPEN_DEADLINE_SHARE):
+            await check_durability(conn.client, config.redacted, require=settings.store_require_durable)
+    except BaseException as exc:
+        await conn.close()
+        if isinstance(exc, TimeoutError):
+            raise StoreUnavailableError(f"the Redis at {config.redacted} stopped answering while opening") from None
+        raise
     return RedisStore(conn)
