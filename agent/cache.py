@@ -4,13 +4,18 @@ Loaded once when the call starts (with the user's memory consent switch); the me
 tools and background capture change the cache at once and send the same change to
 the store through a write-behind queue, so a slow or failing store delays neither
 the tool result nor the reply. With memory switched off the cache shows nothing and
-takes no changes.
+takes no changes. Changes made elsewhere (chat, the API, another call) arrive through
+the store's change feed (`agent.follow`): `refresh()` re-reads the store and keeps
+this call's own changes that are not stored yet, so its echoes are neither applied
+twice nor out of order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from agent.writebehind import WriteBehind
@@ -23,6 +28,7 @@ from stores.ids import new_id, validate_object_id, validate_user_id
 logger = logging.getLogger("memory_agent.cache")
 
 Key = tuple[str, str]  # (category, key), normalised
+CONSENT: Key = ("", "memory_enabled")  # the consent switch, tracked like a key (no category is empty)
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,12 @@ class SessionMemories:
         self.writes = writer or WriteBehind(f"memories {self.user_id}")
         self._enabled: bool | None = None  # the profile's switch, known after the load
         self._enabled_override: bool | None = None  # switched during this session (wins over the load)
+        self.load_started: float | None = None  # time.monotonic() when the last store read began
+        self.refreshes = 0
+        self.stopped: str | None = None  # why this cache holds and writes nothing (erased, memory off)
+        self._generation = 0  # counts local changes
+        self._touched: dict[Key, int] = {}  # key -> generation of its last local change
+        self._unstored: dict[Key, int] = {}  # key -> local writes queued and not finished
 
     # -- loading -----------------------------------------------------------
     def start_loading(self) -> None:
@@ -57,6 +69,7 @@ class SessionMemories:
         delay = 0.1
         while True:
             try:
+                self.load_started = time.monotonic()
                 rows = await self.store.memories.list(self.user_id)
                 profile = await self.store.profiles.get(self.user_id)
                 break
@@ -102,10 +115,67 @@ class SessionMemories:
             return []
         return list(self._entries.values())
 
+    # -- changes made elsewhere ----------------------------------------------
+    async def refresh(self) -> None:
+        """Re-read the store (after a change elsewhere); this call's own unstored changes win.
+
+        A key changed here while the read ran, or with a write still queued, keeps its
+        local state: the store has not seen it yet, and its own echo triggers another
+        refresh once it is stored. Raises what the store raises (the caller retries).
+        """
+        if not self.memory_enabled:
+            return
+        started_at = self._generation
+        self.load_started = time.monotonic()
+        rows = await self.store.memories.list(self.user_id)
+        fresh = {(m.category, m.key): m for m in rows if m.user_id == self.user_id}
+        unseen = [m for key, m in fresh.items() if self._entries.get(key) != m]
+        if len(unseen) > 50:  # a big change: tokenise off the event loop, like the first load
+            await asyncio.to_thread(prepare, unseen)
+        if not self.memory_enabled:
+            return
+        merged: dict[Key, Memory] = {}
+        for key in fresh.keys() | self._entries.keys():
+            local = self._unstored.get(key, 0) > 0 or self._touched.get(key, 0) > started_at
+            memory = self._entries.get(key) if local else fresh.get(key)
+            if memory is not None:
+                merged[key] = memory
+        self._entries = merged
+        self.refreshes += 1
+
+    def stop(self, reason: str) -> int:
+        """Hold and write nothing more, for good (the user erased their data).
+
+        Empties the cache and discards queued memory writes; returns how many were
+        discarded. Later `remember`/`forget` raise ValueError naming `reason`.
+        """
+        self.stopped = reason
+        self._entries = {}
+        self._changes.clear()
+        return self.writes.discard()
+
+    def _check_running(self) -> None:
+        if self.stopped is not None:
+            raise ValueError(self.stopped)
+
+    def _queue_write(self, key: Key, label: str, write: Callable[[], Awaitable[object]]) -> None:
+        self._unstored[key] = self._unstored.get(key, 0) + 1
+
+        def done() -> None:
+            left = self._unstored.get(key, 0) - 1
+            if left > 0:
+                self._unstored[key] = left
+            else:
+                self._unstored.pop(key, None)
+
+        self.writes.submit(label, write, on_done=done)
+
     # -- consent -----------------------------------------------------------
     @property
     def memory_enabled(self) -> bool:
         """The user's memory switch; False until the load said otherwise only if switched off meanwhile."""
+        if self.stopped is not None:
+            return False
         if self._enabled_override is not None:
             return self._enabled_override
         return self._enabled if self._enabled is not None else True
@@ -117,11 +187,39 @@ class SessionMemories:
 
     def set_memory_enabled(self, enabled: bool) -> None:
         """Switch memory for this user now and queue storing the switch on the profile."""
+        self._check_running()
+        self._generation += 1
+        self._touched[CONSENT] = self._generation
         self._enabled_override = enabled
-        self.writes.submit(
+        self._queue_write(
+            CONSENT,
             f"memory {'on' if enabled else 'off'}",
             lambda: self.store.profiles.set_memory_enabled(self.user_id, enabled),
         )
+
+    @property
+    def generation(self) -> int:
+        """Counts local changes; pass it to `apply_consent` from before the profile was read."""
+        return self._generation
+
+    def apply_consent(self, enabled: bool, read_since: int) -> bool | None:
+        """The switch as stored elsewhere (read after local generation `read_since`).
+
+        A switch flipped in this call and not stored yet wins. Switched off: the cache
+        empties and queued memory writes are discarded. Returns the new state when it
+        changed, else None (on again: call `refresh()` to reload).
+        """
+        if self.stopped is not None or self._unstored.get(CONSENT, 0) > 0 or self._touched.get(CONSENT, 0) > read_since:
+            return None
+        before = self.memory_enabled
+        self._enabled, self._enabled_override = enabled, None
+        if before == enabled:
+            return None
+        if not enabled:
+            self._entries = {}
+            self._changes.clear()
+            self.writes.discard()
+        return enabled
 
     # -- changes -----------------------------------------------------------
     def remember(
@@ -135,6 +233,7 @@ class SessionMemories:
         item_id: str | None = None,
     ) -> Memory:
         """Validate, update the cache now and queue the store write; ValueError for bad input or memory off."""
+        self._check_running()
         if not self.memory_enabled:
             raise ValueError("memory is switched off for this user; nothing is stored")
         source = source or self.source
@@ -159,7 +258,8 @@ class SessionMemories:
             updated_at=now,
         )
         self._apply(_Change(norm, memory))
-        self.writes.submit(
+        self._queue_write(
+            norm,
             f"remember {norm[0]}/{norm[1]}",
             lambda: self.store.memories.remember(
                 self.user_id, norm[0], norm[1], value, source=source, thread_id=thread_id, item_id=item_id
@@ -181,16 +281,20 @@ class SessionMemories:
 
     def forget(self, category: str, key: str) -> Memory | None:
         """Remove from the cache now and queue the store delete; returns what was forgotten."""
+        self._check_running()
         found = self.find_key(category, key)
         norm = (found.category, found.key) if found else (normalize_category(category), normalize_key(key))
         self._apply(_Change(norm, None))
-        self.writes.submit(
+        self._queue_write(
+            norm,
             f"forget {norm[0]}/{norm[1]}",
             lambda: self.store.memories.forget(self.user_id, norm[0], norm[1], source=self.source),
         )
         return found
 
     def _apply(self, change: _Change) -> None:
+        self._generation += 1
+        self._touched[change.key] = self._generation
         if change.memory is None:
             self._entries.pop(change.key, None)
         else:

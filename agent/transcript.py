@@ -69,6 +69,7 @@ class VoiceTranscript:
         self._writer = writer or WriteBehind(f"transcript {self.thread.id}")
         self._thread_queued = False
         self.messages_added = 0
+        self.stopped = False  # the user erased their data: nothing more is stored
 
     @property
     def thread_id(self) -> str:
@@ -80,13 +81,13 @@ class VoiceTranscript:
         return self._writer.pending
 
     def add(self, role: Role, text: str, *, item_id: str | None = None) -> str | None:
-        """Queue one final message; returns its item id, or None for an empty message.
+        """Queue one final message; returns its item id, or None for an empty message (or a stopped transcript).
 
         `item_id` (the session's id of the message, when it is a valid store id) is kept, so a
         memory captured from this turn names the same item in the stored thread.
         """
         text = (text or "").strip()
-        if not text:
+        if not text or self.stopped:
             return None
         if role not in ("user", "assistant"):
             raise ValueError(f"transcript role must be 'user' or 'assistant', got {role!r}")
@@ -128,6 +129,16 @@ class VoiceTranscript:
             created_at=now,
             content=[AssistantMessageContent(text=text, annotations=[])],
         )
+
+    async def discard(self, timeout: float | None = None) -> int:  # noqa: ASYNC109 - public API: a bound, not a cancel scope
+        """Store nothing more (the user erased their data): drop what is queued, wait for a write in flight.
+
+        Returns how many queued writes were dropped.
+        """
+        self.stopped = True
+        dropped = self._writer.discard()
+        await self._writer.flush(timeout)
+        return dropped
 
     async def flush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 - public API: a bound, not a cancel scope
         """Wait until everything added so far is stored (False if `timeout` passed first)."""

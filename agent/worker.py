@@ -16,6 +16,7 @@ from livekit.agents import AgentServer, AgentSession, JobContext, room_io
 from livekit.agents.voice.events import CloseEvent, ConversationItemAddedEvent
 
 from agent.cache import SessionMemories
+from agent.follow import SETTLE_TIMEOUT_S, ChangeFollower
 from agent.greeting import greeting_instructions
 from agent.memory_agent import MemoryAgent
 from agent.models import build_models
@@ -49,6 +50,8 @@ class CallResources:
         self.holder = holder  # the process store this call holds (None: a store supplied in userdata)
         self.transcript: VoiceTranscript | None = None
         self.agent: MemoryAgent | None = None
+        self.follower: ChangeFollower | None = None
+        self.session: AgentSession[Any] | None = None
         self._closing: asyncio.Task[int] | None = None
 
     def close_soon(self) -> asyncio.Task[int]:
@@ -59,6 +62,8 @@ class CallResources:
 
     async def _close(self) -> int:
         """Flush memories and transcript side by side, under one deadline shorter than LiveKit's kill timer."""
+        if self.follower is not None:
+            await self.follower.aclose()
         flushes = [closer.aclose(FLUSH_TIMEOUT) for closer in (self.agent, self.transcript) if closer is not None]
         try:
             return sum(await asyncio.gather(*flushes))
@@ -109,6 +114,20 @@ async def run_call(ctx: JobContext, settings: Settings | None = None) -> AgentSe
         )
 
     memories = SessionMemories(resources.store, user_id)
+    transcript = VoiceTranscript(resources.store, user_id, ctx.room.name, ctx.job.id)
+    resources.transcript = transcript
+
+    async def _stop_transcript() -> None:
+        await transcript.discard(SETTLE_TIMEOUT_S)
+
+    async def _end_call() -> None:
+        if resources.session is not None:
+            await resources.session.aclose()
+        ctx.shutdown(reason="the user erased their data")
+
+    # changes made elsewhere (chat, the API, DELETE /me) reach this call's cache within a second
+    resources.follower = ChangeFollower(resources.store, memories, on_erased=_end_call, also_discard=[_stop_transcript])
+    resources.follower.start()
     memories.start_loading()  # in parallel with the profile look-up
     profile_timeout = max(0.0, greeting_deadline - asyncio.get_running_loop().time())
     first_login = await _ensure_profile(
@@ -120,11 +139,11 @@ async def run_call(ctx: JobContext, settings: Settings | None = None) -> AgentSe
         )
 
     agent = MemoryAgent(resources.store, memories=memories, settings=settings)
-    transcript = VoiceTranscript(resources.store, user_id, ctx.room.name, ctx.job.id)
     agent.conversation_id = transcript.thread_id  # captured memories name the call they came from
-    resources.agent, resources.transcript = agent, transcript
+    resources.agent = agent
 
     session = _build_session(settings, overrides)
+    resources.session = session
 
     @session.on("conversation_item_added")
     def _on_item(ev: ConversationItemAddedEvent) -> None:

@@ -36,6 +36,8 @@ class _Pending:
     label: str
     write: Write
     attempts: int = 0
+    on_done: Callable[[], None] | None = None  # called once when the write leaves the queue (stored or not)
+    last_try: bool = False  # discarded while being stored: no retry
 
 
 class WriteBehind:
@@ -66,17 +68,22 @@ class WriteBehind:
         self.stored = 0
         self.retries = 0
         self.dropped = 0
+        self.discarded = 0
+        self._in_flight: _Pending | None = None
 
     @property
     def pending(self) -> int:
         """Writes submitted but not yet stored."""
         return len(self._queue)
 
-    def submit(self, label: str, write: Write) -> None:
-        """Queue `write` (a no-argument coroutine factory); returns at once."""
+    def submit(self, label: str, write: Write, *, on_done: Callable[[], None] | None = None) -> None:
+        """Queue `write` (a no-argument coroutine factory); returns at once.
+
+        `on_done` runs once when the write leaves the queue: stored, dropped or discarded.
+        """
         if self._closed:
             raise RuntimeError(f"{self.name}: write-behind queue is closed; {label} was not queued")
-        self._queue.append(_Pending(label, write))
+        self._queue.append(_Pending(label, write, on_done=on_done))
         self._idle.clear()
         self._wakeup.set()
         self._ensure_worker()
@@ -100,18 +107,22 @@ class WriteBehind:
                 continue
             head = self._queue[0]
             head.attempts += 1
+            self._in_flight = head
             try:
                 await asyncio.wait_for(head.write(), timeout=self._attempt_timeout)
             except asyncio.CancelledError:
                 raise
             except PERMANENT_ERRORS as exc:
-                self._queue.popleft()
+                self._pop(head)
                 self.dropped += 1
                 logger.error("%s: dropping %s, the store rejected it: %s", self.name, head.label, exc)
                 continue
             except Exception as exc:  # store down, timeout, connection reset: retry
+                if head.last_try:
+                    self._pop(head)  # discarded while it was being stored: never retried
+                    continue
                 if not isinstance(exc, TRANSIENT_ERRORS) and head.attempts >= MAX_UNEXPECTED_ATTEMPTS:
-                    self._queue.popleft()
+                    self._pop(head)
                     self.dropped += 1
                     logger.error(
                         "%s: dropping %s after %d attempts failed with an unexpected error: %s",
@@ -132,14 +143,46 @@ class WriteBehind:
                         backoff,
                         type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}",
                     )
+                self._in_flight = None
                 await asyncio.sleep(backoff)
                 backoff = min(self._max_backoff, backoff * 2)
                 continue
-            self._queue.popleft()
+            self._pop(head)
             self.stored += 1
             backoff = self._initial_backoff
             if head.attempts > 1:
                 logger.info("%s: stored %s after %d attempts", self.name, head.label, head.attempts)
+
+    def _pop(self, head: _Pending) -> None:
+        """Remove the finished head (if `discard` has not already) and report it done."""
+        self._in_flight = None
+        if self._queue and self._queue[0] is head:
+            self._queue.popleft()
+        if head.on_done is not None:
+            head.on_done()
+
+    def discard(self) -> int:
+        """Drop every write not being stored right now; returns how many were dropped.
+
+        For data the user erased or stopped allowing while it waited (DELETE /me, memory
+        switched off): those writes must never reach the store. A write already in flight
+        finishes or fails once (never retried); `flush()` waits for it.
+        """
+        in_flight = self._in_flight
+        dropped = [p for p in self._queue if p is not in_flight]
+        self._queue.clear()
+        if in_flight is not None:
+            in_flight.last_try = True
+            self._queue.append(in_flight)
+        else:
+            self._idle.set()
+        for pending in dropped:
+            if pending.on_done is not None:
+                pending.on_done()
+        self.discarded += len(dropped)
+        if dropped:
+            logger.info("%s: discarded %d queued writes", self.name, len(dropped))
+        return len(dropped)
 
     async def flush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 - public API: a bound, not a cancel scope
         """Wait until every write submitted so far is stored; False if `timeout` passed first."""

@@ -659,13 +659,18 @@ class UserStore(ABC):
                 return items
             after = page.after
 
-    async def forget_user(self, user_id: str) -> None:
-        """Delete every row/key of the user (and their attachment bytes); touch no one else."""
+    async def forget_user(self, user_id: str, *, announce: bool = True) -> None:
+        """Delete every row/key of the user (and their attachment bytes); touch no one else.
+
+        Live calls of the user hear it on the change feed and stop (`announce=False`: a
+        call repeating the erase it heard of, which must not stop the user's next call).
+        """
         validate_user_id(user_id)
         await self._forget_user(user_id)
         if self.threads.files is not None:
             await self.threads.files.delete_user(user_id)
-        await _published(self.changes, user_id, "erase", "forget_user")
+        if announce:
+            await _published(self.changes, user_id, "erase", "forget_user")
 
     def _use_changes(self, feed: ChangeFeed) -> None:
         """Install the backend's change feed; every facet publishes its successful writes on it."""
