@@ -4,17 +4,20 @@ Two hangs: a private Redis stopped with SIGSTOP, and a private Postgres database
 behind a TCP proxy that stops forwarding. For each: the store raises
 StoreTimeoutError naming the redacted URL and the timeout within the deadline and
 works again once the server thaws; the API answers 503 within the deadline; a voice
-call keeps replying, and its writes are stored after the thaw, none lost.
+call keeps replying, and its writes are stored after the thaw, none lost. On SQLite
+the "hang" is another process holding the write lock longer than the deadline.
 Deadlines are generous (the machine is shared), but bounded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -170,3 +173,28 @@ async def _expect_transcript(store: UserStore, user: str, texts: list[str]) -> N
     assert len(threads) == 1
     items = (await store.threads.load_thread_items(threads[0].id, None, 50, "asc", context)).data
     assert [message_text(item) for item in items] == texts
+
+
+async def test_sqlite_write_blocked_by_another_process_fails_within_the_deadline(tmp_path: Path) -> None:
+    """Another process holding the write lock (busy_timeout a minute): the write gives up after STORE_OP_TIMEOUT."""
+    path = tmp_path / "store.db"
+    user = str(uuid.uuid4())
+    async with await open_store(f"sqlite:///{path}?busy_timeout_ms=60000", settings=settings()) as store:
+        await store.memories.remember(user, "personal", "name", "Ada")
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # holds the write lock, like a long job in another process
+        try:
+            started = time.monotonic()
+            with pytest.raises(StoreTimeoutError) as caught:
+                await store.memories.remember(user, "personal", "city", "Leeds")
+            elapsed = time.monotonic() - started
+            name = await store.memories.get(user, "personal", "name")  # reads are not blocked by a writer
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert elapsed < WITHIN
+        assert str(path) in str(caught.value) and f"STORE_OP_TIMEOUT={OP_TIMEOUT:g}s" in str(caught.value)
+        assert name is not None and name.value == "Ada"
+        await asyncio.wait_for(store.memories.remember(user, "personal", "city", "Leeds"), WITHIN)
+        city = await store.memories.get(user, "personal", "city")
+        assert city is not None and city.value == "Leeds"
