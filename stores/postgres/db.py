@@ -153,6 +153,20 @@ class Database:
         if self._closed:
             raise closed_error(f"Postgres store at {self._redacted}")
         self._binds(user_id)  # a ValueError before any I/O
+        # A caller that gives up early (its own timeout, a cancelled task) must not cost a
+        # connection: once the call holds one, it finishes (within STORE_OP_TIMEOUT) in its own
+        # task and hands the connection back intact. Only a call still waiting for one is cancelled.
+        holding: list[bool] = []
+        call = asyncio.ensure_future(self._run(user_id, statements, holding))
+        try:
+            return await asyncio.shield(call)
+        except asyncio.CancelledError:
+            if not holding:
+                call.cancel()
+            call.add_done_callback(_consume)
+            raise
+
+    async def _run(self, user_id: str | None, statements: Sequence[Statement], holding: list[bool]) -> list[Row]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.op_timeout
         for attempt in (1, 2):
@@ -162,6 +176,7 @@ class Database:
                 if remaining <= 0:
                     raise self._timeout()
                 async with self.pool.connection(timeout=remaining) as conn:
+                    holding.append(True)
                     return await self._within_deadline(conn, user_id, statements, deadline)
             except PoolClosed:
                 raise closed_error(f"Postgres store at {self._redacted}") from None  # closed while waiting

@@ -109,18 +109,32 @@ class RedisConnection:
     async def run(self, awaitable: Awaitable[T]) -> T:
         """Await one driver call within the pool limit and STORE_OP_TIMEOUT, mapping driver errors to store errors.
 
-        The deadline covers the wait for a pool slot, the call and redis-py's retries.
+        The deadline covers the wait for a pool slot, the call and redis-py's retries. A
+        caller that gives up early (its own timeout, a cancelled task) does not cut a
+        started command short: redis-py would drop its connection, and a burst of such
+        cancellations would keep the pool reconnecting. The command finishes (within the
+        deadline) in its own task instead; one still waiting for a slot is cancelled.
         """
         if self.closed:
             if isinstance(awaitable, Coroutine):
                 awaitable.close()
             raise closed_error(f"Redis store at {self.config.redacted}")
-        started = False
+        started: list[bool] = []
+        call = asyncio.ensure_future(self._run(awaitable, started))
+        try:
+            return await asyncio.shield(call)
+        except asyncio.CancelledError:
+            if not started:
+                call.cancel()
+            call.add_done_callback(_consume)
+            raise
+
+    async def _run(self, awaitable: Awaitable[T], started: list[bool]) -> T:
         try:
             async with asyncio.timeout(self.op_timeout):
                 await self._slots.acquire()
                 try:
-                    started = True
+                    started.append(True)
                     return await awaitable
                 finally:
                     self._slots.release()
@@ -184,3 +198,9 @@ class RedisConnection:
     async def close(self) -> None:
         self.closed = True
         await self.client.aclose()
+
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    """Retrieve an abandoned call's outcome so asyncio does not log it as never retrieved."""
+    if not task.cancelled():
+        task.exception()
