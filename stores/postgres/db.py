@@ -12,7 +12,8 @@ the URL (docs/performance.md has the measurements):
 - prepared (the default): psycopg pipeline mode. The prelude and the statements go out
   together as extended-protocol messages closed by ONE Sync; Postgres runs everything
   before a Sync as one transaction, and the statements are prepared on the connection
-  (psycopg's `prepare_threshold`), so the server skips parsing and planning them.
+  (psycopg's `prepare_threshold`) and run with generic plans (`plan_cache_mode`, set in
+  the prelude), so the server skips parsing and planning them.
 - not prepared (`?prepare=false`, or port 6543 (Supabase's transaction pooler) or 6432
   (PgBouncer's default), or after a call found its prepared statement gone): the
   statements are bound client-side (psycopg's `ClientCursor` quoting, as Django does by
@@ -72,14 +73,20 @@ Statement = tuple[str, Params]
 Row = tuple[Any, ...]
 _BIND_SQL = "select set_config('role', 'authenticated', true), set_config('request.jwt.claims', %s, true)"
 # the prelude of every call: one statement, so the pipeline carries one extra statement at most
+# Generic plans, always: our statements are all keyed by the user (and thread) and served
+# by the same indexes whatever the values, but for pages Postgres estimates the generic
+# plan (rows of "any" thread) far above a custom one and so plans every call afresh,
+# which with the RLS policies costs more than running the query (docs/performance.md).
+# Transaction-local; it only matters for prepared statements.
+_PLAN_SQL = "set_config('plan_cache_mode', 'force_generic_plan', true)"
 _TIMEOUT_AND_BIND_SQL = (
-    "select set_config('statement_timeout', %s, true), set_config('role', 'authenticated', true), "
+    f"select set_config('statement_timeout', %s, true), {_PLAN_SQL}, set_config('role', 'authenticated', true), "
     "set_config('request.jwt.claims', %s, true)"
 )
 _RETRIABLE = (errors.SerializationFailure, errors.DeadlockDetected)
 # what a transaction pooler the URL did not reveal does to prepared statements
 _PREPARED_LOST = (errors.InvalidSqlStatementName, errors.DuplicatePreparedStatement)
-_TIMEOUT_SQL = "select set_config('statement_timeout', %s, true)"
+_TIMEOUT_SQL = f"select set_config('statement_timeout', %s, true), {_PLAN_SQL}"
 DEFAULT_OP_TIMEOUT = 5.0
 _ABANDON_WAIT = 1.0  # how long a query whose socket was shut down may take to notice
 
