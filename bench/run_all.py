@@ -40,6 +40,11 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
         "5. Call set-up: participant joined to greeting, store per call vs per process",
         ["--samples", "10", "--concurrency", "1,10"],
     ),
+    (
+        "voice_turn",
+        "6. Voice turn: stating a fact, background capture vs the remember tool",
+        ["--turns", "30", "--tools-turns", "10"],
+    ),
 ]
 DEFAULT_OUTPUT = Path(__file__).with_name("RESULTS.md")
 

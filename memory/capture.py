@@ -27,7 +27,7 @@ MAX_CONTENT_CHARS = 100_000  # a longer model answer is not even parsed
 
 _SPACE_RE = re.compile(r"\s+")
 _FIRST_PERSON_RE = re.compile(
-    r"\b(i|i'm|im|i've|ive|i'd|i'll|me|my|mine|myself|we|we're|we've|our|ours)\b|\bcall me\b", re.IGNORECASE
+    r"\b(i|i'm|im|i've|ive|i'd|i'll|my|mine|myself|we|we're|we've|our|ours)\b|\bcall me\b", re.IGNORECASE
 )
 _REQUEST_RE = re.compile(r"\b(remember|forget|note that|keep in mind|don't call me|no longer|not anymore)\b", re.I)
 _QUESTION_START_RE = re.compile(

@@ -24,8 +24,10 @@ from memory.recall import BLOCK_END, BLOCK_START
 from memory.settings import Settings
 from stores import UserStore
 from tests.agent.helpers import TEXT_TURNS, call, eventually, messages, system_texts, tool_outputs
+from tests.agent.test_voice_path import voice_session, wait_for_replies
 from tests.fakes.openai_server import FakeOpenAIServer, capture_data, capture_user_text, operations
 from tests.fakes.scripted_llm import ScriptedLLM, Step
+from tests.fakes.voice_harness import ScriptedSTT
 
 ALICE = "alice@example.com"
 NOTHING = operations()
@@ -334,3 +336,26 @@ async def test_a_hung_capture_endpoint_never_holds_a_reply(
 
     assert lost_writes == 0
     assert agent.capture.stats.dropped_turns == 2
+
+
+async def test_a_spoken_fact_turn_keeps_one_preemptive_llm_call_and_is_captured(
+    mem_store: UserStore, capture_llm: FakeOpenAIServer
+) -> None:
+    capture_llm.capture_responder = answer_when({"maya": operations(remember("relationship", "sister", "Maya"))})
+    scripted = ScriptedLLM([["Maya, lovely."]])
+    stt = ScriptedSTT()
+    with user_session(ALICE) as alice:
+        agent = MemoryAgent(mem_store, settings=background(capture_llm))
+        async with voice_session(agent, scripted, stt) as session:
+            stt.say("my sister is called Maya", preflight=True)
+            await wait_for_replies(session, 1)
+
+            async def stored() -> bool:
+                return await mem_store.memories.get(alice, "relationship", "sister") is not None
+
+            await eventually(stored, what="the spoken fact in the store")
+        await agent.aclose(5)
+
+    assert len(scripted.requests) == 1  # preemptive generation kept; no tool round trip
+    assert not {"remember", "forget"} & set(scripted.tool_names[0])
+    assert [capture_user_text(r) for r in capture_llm.capture_requests] == ["my sister is called Maya"]

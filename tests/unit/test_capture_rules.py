@@ -50,6 +50,8 @@ def test_turns_about_the_user_are_captured(text: str) -> None:
         "   ",
         "What's the weather like today?",
         "tell a joke",
+        "Tell me a joke about penguins",
+        "give me a recipe for soup",
         "What is my favourite colour",
         "who is my sister?",
         "Do you know a good pasta recipe",
