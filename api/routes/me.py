@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import CurrentUser
 from api.body import read_limited_body
+from api.livekit_rooms import end_user_calls
 from api.routes.profile import describe
 from api.services import Services
 from stores.errors import redact_url
@@ -37,10 +38,26 @@ async def export_me(request: Request, user: CurrentUser) -> JSONResponse:
 
 @router.delete("/me", status_code=204)
 async def delete_me(request: Request, user: CurrentUser) -> Response:
-    """Erase the caller's profile, memories, threads, items, attachments and file bytes."""
+    """Erase the caller's profile, memories, threads, items, attachments and file bytes; end their calls.
+
+    Live calls of the user hear the erase on the change feed and stop writing and end
+    (within a second); with LiveKit credentials set, their rooms are also deleted
+    through LiveKit's RoomService, which disconnects the caller at once.
+    """
     services: Services = request.app.state.services
     await services.store.forget_user(user.user_id)
     logger.info("erased all data of user %s on request", user.user_id)
+    try:
+        ended = await end_user_calls(services.settings, user.user_id)
+    except Exception as exc:  # the data is erased; the change feed still ends the calls
+        logger.warning(
+            "ending the LiveKit rooms of user %s failed (%s); their calls end through the change feed",
+            user.user_id,
+            type(exc).__name__,
+        )
+    else:
+        if ended:
+            logger.info("ended %d LiveKit room(s) of user %s", len(ended), user.user_id)
     return Response(status_code=204)
 
 
