@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,6 +17,7 @@ from api.errors import install_error_handlers
 from api.routes import chatkit, files, inspector, livekit, me, memories, profile, threads
 from api.services import start_services, stop_services
 from memory.settings import Settings, get_settings
+from stores.retention import Sweeper
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -25,9 +28,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await start_services(settings)
         app.state.services = services
+        sweeper = Sweeper.from_settings(services.store, settings)
+        # retention (docs/retention.md): only when MEMORY_/TRANSCRIPT_RETENTION_DAYS is set
+        sweeping = (
+            asyncio.create_task(sweeper.run_forever(settings.retention_sweep_interval_seconds), name="retention")
+            if sweeper.enabled
+            else None
+        )
         try:
             yield
         finally:
+            if sweeping is not None:
+                sweeping.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeping
             await stop_services(services)
 
     app = FastAPI(

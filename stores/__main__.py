@@ -1,4 +1,6 @@
-"""Store command line: `python -m stores migrate|compact [URL]`, `python -m stores copy SRC DST`.
+"""Store command line: `python -m stores migrate|compact|sweep [URL]`, `python -m stores copy SRC DST`.
+
+`sweep` runs one retention pass (docs/retention.md) on any store.
 
 `migrate` applies the numbered migrations in `sql/` to a Postgres/Supabase database
 and prints what it applied. `compact` rewrites a Redis server's persistence files
@@ -18,6 +20,7 @@ from urllib.parse import urlsplit
 from memory.settings import Settings, get_settings
 from stores import copy_cli
 from stores.errors import StoreError, redact_url, scrub
+from stores.retention import Sweeper, SweepResult
 
 
 async def _migrate(url: str, connect_timeout: float) -> list[str]:
@@ -43,7 +46,42 @@ def _parser() -> argparse.ArgumentParser:
     )
     compact.add_argument("url", nargs="?", help="redis://host:6379/0 or redis+cluster://host:port (default: STORE_URL)")
     copy_cli.add_parser(commands)
+    sweep = commands.add_parser(
+        "sweep",
+        help="remove what MEMORY_RETENTION_DAYS / TRANSCRIPT_RETENTION_DAYS let expire, now (any store)",
+    )
+    sweep.add_argument("url", nargs="?", help="any store URL (default: STORE_URL)")
     return parser
+
+
+async def _sweep_store(url: str, settings: Settings) -> SweepResult:
+    from stores import open_store
+
+    async with await open_store(url, settings=settings) as store:
+        return await Sweeper.from_settings(store, settings).sweep()
+
+
+def _sweep(url: str, settings: Settings) -> int:
+    """`sweep`: one retention pass now; 2 when retention is off (nothing would ever be removed)."""
+    if settings.memory_retention_days is None and settings.transcript_retention_days is None:
+        print(
+            "nothing to sweep: retention is off; set MEMORY_RETENTION_DAYS and/or TRANSCRIPT_RETENTION_DAYS "
+            "(days, see docs/retention.md)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        result = asyncio.run(_sweep_store(url, settings))
+    except (StoreError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    done = []
+    if settings.memory_retention_days is not None:
+        done.append(f"forgot {result.memories} memories not updated for {settings.memory_retention_days} days")
+    if settings.transcript_retention_days is not None:
+        done.append(f"deleted {result.threads} voice-call threads older than {settings.transcript_retention_days} days")
+    print(f"{redact_url(url)}: {'; '.join(done)}")
+    return 0
 
 
 def _scheme(url: str) -> str:
@@ -91,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     url: str = args.url or settings.store_url
     if args.command == "compact":
         return _compact(url, settings)
+    if args.command == "sweep":
+        return _sweep(url, settings)
     scheme = _scheme(url)
     if scheme not in {"postgresql", "postgres"}:
         print(

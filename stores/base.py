@@ -12,6 +12,7 @@ import builtins
 import logging
 import unicodedata
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -350,6 +351,15 @@ class ThreadStore(Store[Any], AttachmentStore[Any], ABC):
     async def _list_attachments(self, user_id: str) -> list[str]:
         """Every attachment JSON of the user."""
 
+    @abstractmethod
+    def _old_threads(self, created_before: int, batch: int) -> AsyncIterator[list[tuple[str, str, str]]]:
+        """Retention, across users: batches of at most `batch` (user id, thread id, thread JSON) of the
+        threads whose sort key (created_at) is below `created_before`, oldest first.
+
+        Each batch is read on its own (no transaction spans batches); the caller may
+        delete rows of a batch before asking for the next one.
+        """
+
 
 async def _published(feed: ChangeFeed | None, user_id: str, kind: ChangeKind, op: str) -> None:
     """Announce a successful write on the user's change feed (never raises; see `stores.changes`)."""
@@ -517,6 +527,14 @@ class MemoryStore(ABC):
     @abstractmethod
     async def _history(self, user_id: str, limit: int) -> builtins.list[MemoryChange]:
         """Up to `limit` audit entries of the user, newest first."""
+
+    @abstractmethod
+    def _stale(self, updated_before: datetime, batch: int) -> AsyncIterator[builtins.list[tuple[str, str, str]]]:
+        """Retention, across users: batches of at most `batch` (user id, category, key) of the memories
+        last updated before `updated_before`.
+
+        Each batch is read on its own; the caller forgets them (conditionally) before the next.
+        """
 
     @abstractmethod
     async def _get(self, user_id: str, category: str, key: str) -> Memory | None: ...

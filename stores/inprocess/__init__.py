@@ -9,6 +9,7 @@ import bisect
 import builtins
 import itertools
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -176,6 +177,16 @@ class InProcessThreadStore(ThreadStore):
         user = self._data.peek(user_id)
         return [data for _, data in user.attachments.values()] if user else []
 
+    async def _old_threads(self, created_before: int, batch: int) -> AsyncIterator[list[tuple[str, str, str]]]:
+        found = sorted(
+            (position, user_id, data)
+            for user_id, user in list(self._data.users.items())
+            for position, data in list(user.threads.rows.values())
+            if position[0] < created_before
+        )
+        for start in range(0, len(found), batch):
+            yield [(user_id, position[2], data) for position, user_id, data in found[start : start + batch]]
+
 
 class InProcessMemoryStore(MemoryStore):
     def __init__(self, data: _Data) -> None:
@@ -258,6 +269,16 @@ class InProcessMemoryStore(MemoryStore):
     async def _history(self, user_id: str, limit: int) -> builtins.list[MemoryChange]:
         user = self._data.peek(user_id)
         return list(reversed(user.changes))[:limit] if user else []
+
+    async def _stale(self, updated_before: datetime, batch: int) -> AsyncIterator[builtins.list[tuple[str, str, str]]]:
+        found = [
+            (m.user_id, m.category, m.key)
+            for user in list(self._data.users.values())
+            for m in list(user.memories.values())
+            if m.updated_at < updated_before
+        ]
+        for start in range(0, len(found), batch):
+            yield found[start : start + batch]
 
 
 class InProcessProfileStore(ProfileStore):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -199,6 +200,34 @@ class PostgresMemoryStore(MemoryStore):
             (_GET_MEMORY, [user_id, category, key]),
         )
         return _memory(rows[0])
+
+    async def _stale(self, updated_before: datetime, batch: int) -> AsyncIterator[list[tuple[str, str, str]]]:
+        # across users: runs unbound (the owner's policy lets it through when no user is claimed)
+        cursor: list[Any] = [None, "", "", ""]
+        while True:
+            rows = await self._db.run(
+                None,
+                (
+                    "select updated_at, user_id, category, key from public.memories "
+                    "where updated_at < %(before)s and (%(at)s::timestamptz is null "
+                    "or (updated_at, user_id, category, key) > (%(at)s::timestamptz, %(user)s, %(category)s, %(key)s)) "
+                    "order by updated_at, user_id, category, key limit %(limit)s",
+                    {
+                        "before": updated_before,
+                        "at": cursor[0],
+                        "user": cursor[1],
+                        "category": cursor[2],
+                        "key": cursor[3],
+                        "limit": batch,
+                    },
+                ),
+            )
+            if not rows:
+                return
+            cursor = list(rows[-1])
+            yield [(str(r[1]), str(r[2]), str(r[3])) for r in rows]
+            if len(rows) < batch:
+                return
 
     async def _history(self, user_id: str, limit: int) -> list[MemoryChange]:
         rows = await self._db.run(user_id, (_HISTORY, [user_id, limit]))

@@ -6,6 +6,7 @@ cursor row's position, served by the indexes led by the user columns.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from psycopg import errors
@@ -85,6 +86,13 @@ on conflict (user_id, id) do update set thread_id = excluded.thread_id, data = e
 """
 
 
+_OLD_THREADS = """
+select sort_key, seq, user_id, id, data from public.chatkit_threads
+where sort_key < %(before)s and (sort_key, seq) > (%(sort_key)s, %(seq)s)
+order by sort_key, seq limit %(limit)s
+"""
+
+
 class PostgresThreadStore(ThreadStore):
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -141,3 +149,16 @@ class PostgresThreadStore(ThreadStore):
 
     async def _list_attachments(self, user_id: str) -> list[str]:
         return await self._column(user_id, _LIST_ATTACHMENTS, [user_id])
+
+    async def _old_threads(self, created_before: int, batch: int) -> AsyncIterator[list[tuple[str, str, str]]]:
+        # across users: runs unbound (the owner's policy lets it through when no user is claimed)
+        cursor = (-(1 << 63), -1)
+        while True:
+            params = {"before": created_before, "sort_key": cursor[0], "seq": cursor[1], "limit": batch}
+            rows = await self._db.run(None, (_OLD_THREADS, params))
+            if not rows:
+                return
+            cursor = (int(rows[-1][0]), int(rows[-1][1]))
+            yield [(str(r[2]), str(r[3]), str(r[4])) for r in rows]
+            if len(rows) < batch:
+                return

@@ -7,14 +7,17 @@ are plain commands; everything that writes, and every page, is one script call.
 from __future__ import annotations
 
 import builtins
+from collections.abc import AsyncIterator
 from datetime import datetime
+
+from redis.exceptions import RedisError
 
 from memory.models import Memory, MemoryChange, Profile, Provenance
 from memory.ranking import Posting, epoch_us, index_terms, rank_postings
 from stores.base import ChangeNote, MemoryStore, ProfileStore, RawPage, ThreadStore, UserStore
 from stores.redis.changes import RedisChangeFeed
 from stores.redis.client import RedisConnection
-from stores.redis.keys import UserKeys, encode_sort_key
+from stores.redis.keys import NAMESPACE, POSITION_PREFIX_LENGTH, UserKeys, encode_sort_key
 
 
 def _page(result: list[str | int]) -> RawPage:
@@ -128,6 +131,25 @@ class RedisThreadStore(ThreadStore):
         )
         return bool(int(existed))
 
+    async def _old_threads(self, created_before: int, batch: int) -> AsyncIterator[list[tuple[str, str, str]]]:
+        # across users: SCAN every node for thread indexes; a member's prefix is its sort key
+        bound = "(" + encode_sort_key(created_before)
+        found: list[tuple[str, str, str]] = []
+        async for index_key in _scan(self._conn, f"{NAMESPACE}:{{*}}:threads"):
+            user_id = index_key[len(NAMESPACE) + 2 : -len("}:threads")]
+            keys = UserKeys(user_id)
+            members = await self._conn.run(self._conn.client.zrange(index_key, "-", bound, bylex=True))
+            for member in members:
+                thread_id = str(member)[POSITION_PREFIX_LENGTH:]
+                data = await self._conn.hget(keys.thread(thread_id), "meta")
+                if data is not None:
+                    found.append((user_id, thread_id, data))
+            while len(found) >= batch:
+                yield found[:batch]
+                found = found[batch:]
+        if found:
+            yield found
+
     async def _list_attachments(self, user_id: str) -> list[str]:
         keys = UserKeys(user_id)
         rows = await self._conn.script("list_attachments", [keys.attachments], [keys.prefix])
@@ -177,6 +199,21 @@ class RedisMemoryStore(MemoryStore):
             ],
         )
         return Memory.model_validate_json(stored)
+
+    async def _stale(self, updated_before: datetime, batch: int) -> AsyncIterator[builtins.list[tuple[str, str, str]]]:
+        # across users: SCAN every node for memory hashes
+        found: builtins.list[tuple[str, str, str]] = []
+        async for memory_key in _scan(self._conn, f"{NAMESPACE}:{{*}}:mem"):
+            rows: dict[str, str] = await self._conn.hgetall(memory_key)
+            for data in rows.values():
+                memory = Memory.model_validate_json(data)
+                if memory.updated_at < updated_before:
+                    found.append((memory.user_id, memory.category, memory.key))
+            while len(found) >= batch:
+                yield found[:batch]
+                found = found[batch:]
+        if found:
+            yield found
 
     async def _history(self, user_id: str, limit: int) -> builtins.list[MemoryChange]:
         rows = await self._conn.run(self._conn.client.lrange(UserKeys(user_id).memory_changes, 0, limit - 1))
@@ -263,6 +300,15 @@ class RedisMemoryStore(MemoryStore):
 
 
 _INDEX_BATCH = 5000  # script arguments per call while indexing older memories
+
+
+async def _scan(conn: RedisConnection, pattern: str) -> AsyncIterator[str]:
+    """Every key matching `pattern` on every node (store errors, not driver errors)."""
+    try:
+        async for key in conn.client.scan_iter(match=pattern, count=500):
+            yield str(key)
+    except RedisError as exc:
+        raise conn.error(exc) from exc
 
 
 def _change_json(user_id: str, change: ChangeNote, category: str, key: str) -> str:

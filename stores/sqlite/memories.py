@@ -7,6 +7,7 @@ read back equal (aware UTC, to the microsecond) and sort as text.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -148,6 +149,22 @@ class SqliteMemoryStore(MemoryStore):
             return row
 
         return _memory(await self._db.write(work))
+
+    async def _stale(self, updated_before: datetime, batch: int) -> AsyncIterator[list[tuple[str, str, str]]]:
+        cursor: tuple[str, str, str, str] = ("", "", "", "")
+        while True:
+            rows = await self._db.fetch_all(
+                "SELECT updated_at, user_id, category, key FROM memories "
+                "WHERE updated_at < ? AND (updated_at, user_id, category, key) > (?, ?, ?, ?) "
+                "ORDER BY updated_at, user_id, category, key LIMIT ?",
+                (dump_time(updated_before), *cursor, batch),
+            )
+            if not rows:
+                return
+            cursor = tuple(rows[-1])
+            yield [(str(r[1]), str(r[2]), str(r[3])) for r in rows]
+            if len(rows) < batch:
+                return
 
     async def _history(self, user_id: str, limit: int) -> list[MemoryChange]:
         rows = await self._db.fetch_all(

@@ -8,7 +8,7 @@ one more row than asked to know whether another page follows.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
 from stores.base import RawPage, ThreadStore
 from stores.sqlite.database import Database
@@ -137,6 +137,21 @@ class SqliteThreadStore(ThreadStore):
             return cursor.rowcount > 0
 
         return await self._db.write(work, erase=True)
+
+    async def _old_threads(self, created_before: int, batch: int) -> AsyncIterator[list[tuple[str, str, str]]]:
+        cursor = (-(1 << 63), -1)  # below every (sort_key, seq)
+        while True:
+            rows = await self._db.fetch_all(
+                "SELECT sort_key, seq, user_id, id, data FROM threads "
+                "WHERE sort_key < ? AND (sort_key, seq) > (?, ?) ORDER BY sort_key, seq LIMIT ?",
+                (created_before, *cursor, batch),
+            )
+            if not rows:
+                return
+            cursor = (int(rows[-1][0]), int(rows[-1][1]))
+            yield [(str(r[2]), str(r[3]), str(r[4])) for r in rows]
+            if len(rows) < batch:
+                return
 
     async def _list_attachments(self, user_id: str) -> list[str]:
         rows = await self._db.fetch_all("SELECT data FROM attachments WHERE user_id = ? ORDER BY id", (user_id,))
