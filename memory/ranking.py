@@ -202,6 +202,7 @@ def rank(memories: Iterable[Memory], query: str, limit: int = 5) -> list[Memory]
 
 
 Ref = TypeVar("Ref", bound=Hashable)
+MAX_PACKED_TERMS = 26  # field codes of this many terms fit in 52 bits (an int64, a Lua double)
 
 
 class Posting(NamedTuple, Generic[Ref]):
@@ -213,35 +214,69 @@ class Posting(NamedTuple, Generic[Ref]):
     memory_id: str
 
 
-def rank_postings(postings: Mapping[str, Iterable[Posting[Ref]]], doc_count: int, limit: int) -> list[Ref]:
-    """The refs of the `limit` best memories, from an index instead of the memories themselves.
+class Candidate(NamedTuple, Generic[Ref]):
+    """A memory matching a query: where each query term appears in it (0: absent), in query_terms order."""
 
-    `postings` maps each query term to every memory of the user containing it, and
-    `doc_count` is how many memories the user has: all `rank` needs. Scores are
-    summed in the same (sorted) term order with the same float operations and ties
-    break on the same keys (`updated_us / 10**6` is exactly `updated_at.timestamp()`),
-    so the result is `rank` over all the user's memories, memory for memory.
+    ref: Ref
+    fields: tuple[int, ...]
+    updated_us: int
+    memory_id: str
+
+
+def term_weights(doc_count: int, document_frequency: Mapping[str, int]) -> dict[str, dict[int, float]]:
+    """What a term adds to a memory's score for each field it can appear in (as `rank` computes it)."""
+    idf = _idf(doc_count, dict(document_frequency))
+    return {term: {field: weight * value for field, weight in FIELD_WEIGHTS.items()} for term, value in idf.items()}
+
+
+def rank_candidates(
+    candidates: Iterable[Candidate[Ref]], terms: list[str], weights: Mapping[str, Mapping[int, float]], limit: int
+) -> list[Ref]:
+    """The refs of the `limit` best candidates, scored and ordered exactly as `rank` would.
+
+    `terms` are the query's `query_terms` and `weights` come from `term_weights` over
+    ALL the user's memories, so any set of candidates that contains the true top
+    `limit` yields exactly `rank`'s answer: scores are summed in the same (sorted) term
+    order with the same float operations, and ties break on the same keys
+    (`updated_us / 10**6` is exactly `updated_at.timestamp()`).
     """
     if limit < 1:
         return []
+    keyed = []
+    for candidate in candidates:
+        score = 0.0
+        for term, field in zip(terms, candidate.fields, strict=True):
+            if field:
+                score += weights[term][field]
+        keyed.append((_sort_key(score, candidate.updated_us / 10**6, candidate.memory_id), candidate.ref))
+    return [entry[1] for entry in heapq.nsmallest(limit, keyed, key=lambda entry: entry[0])]
+
+
+def unpack_fields(packed: int, count: int) -> tuple[int, ...]:
+    """Field codes packed as sum(field * 4**i) by a backend's query (2 bits per term)."""
+    return tuple((int(packed) >> (2 * index)) & 3 for index in range(count))
+
+
+def rank_postings(postings: Mapping[str, Iterable[Posting[Ref]]], doc_count: int, limit: int) -> list[Ref]:
+    """The refs of the `limit` best memories, from every posting of the query terms.
+
+    `postings` maps each query term to every memory of the user containing it and
+    `doc_count` is how many memories the user has: all `rank` needs, so the result is
+    `rank` over all the user's memories, memory for memory.
+    """
     lists = {term: list(found) for term, found in postings.items()}
-    idf = _idf(doc_count, {term: len(found) for term, found in lists.items()})
-    scores: dict[Ref, float] = {}
-    seen: dict[Ref, tuple[int, str]] = {}
-    for term in sorted(lists):
-        found = lists[term]
-        if not found:
-            continue
-        weights = {field: weight * idf[term] for field, weight in FIELD_WEIGHTS.items()}
-        for posting in found:
-            scores[posting.ref] = scores.get(posting.ref, 0.0) + weights[posting.field]
-            seen[posting.ref] = (posting.updated_us, posting.memory_id)
-    best = heapq.nsmallest(
-        limit,
-        ((_sort_key(score, seen[ref][0] / 10**6, seen[ref][1]), ref) for ref, score in scores.items()),
-        key=lambda entry: entry[0],
+    terms = sorted(lists)
+    weights = term_weights(doc_count, {term: len(found) for term, found in lists.items()})
+    fields: dict[Ref, list[int]] = {}
+    seen: dict[Ref, Posting[Ref]] = {}
+    for index, term in enumerate(terms):
+        for posting in lists[term]:
+            fields.setdefault(posting.ref, [0] * len(terms))[index] = posting.field
+            seen[posting.ref] = posting
+    candidates = (
+        Candidate(ref, tuple(codes), seen[ref].updated_us, seen[ref].memory_id) for ref, codes in fields.items()
     )
-    return [entry[1] for entry in best]
+    return rank_candidates(candidates, terms, weights, limit)
 
 
 def epoch_us(moment: datetime) -> int:

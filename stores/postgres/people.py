@@ -7,10 +7,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from memory.models import MAX_MEMORY_CHANGES, Memory, MemoryChange, Profile, Provenance
-from memory.ranking import epoch_us, rank_postings
+from memory.ranking import (
+    MAX_PACKED_TERMS,
+    Candidate,
+    epoch_us,
+    rank_candidates,
+    rank_postings,
+    term_weights,
+    unpack_fields,
+)
 from stores.base import ChangeNote, MemoryStore, ProfileStore
 from stores.postgres.db import Database
-from stores.postgres.search_index import POSTINGS, read_postings, reindex_statements
+from stores.postgres.search_index import BAND, CANDIDATES, CUSTOM_PLAN, POSTINGS, read_postings, reindex_statements
 
 _MEMORY_COLUMNS = "id, user_id, category, key, value, source, created_at, updated_at, thread_id, item_id"
 _CHANGE_COLUMNS = "id, user_id, at, op, category, key, memory_id, source, thread_id, item_id"
@@ -101,6 +109,7 @@ _GET_MEMORIES = (
     f"select {_MEMORY_COLUMNS} from public.memories "
     "where user_id = %s and (category, key) in (select * from unnest(%s::text[], %s::text[]))"
 )
+_CANDIDATES = CANDIDATES.format(columns=", ".join(f"m.{column}" for column in _MEMORY_COLUMNS.split(", ")))
 _LIST_MEMORIES = f"select {_MEMORY_COLUMNS} from public.memories where user_id = %s"
 _LIST_CATEGORY = f"select {_MEMORY_COLUMNS} from public.memories where user_id = %s and category = %s"
 
@@ -258,6 +267,24 @@ class PostgresMemoryStore(MemoryStore):
         return int(rows[0][0])
 
     async def _search(self, user_id: str, terms: list[str], limit: int) -> list[Memory]:
+        if len(terms) > MAX_PACKED_TERMS:  # a very long query: rank from the postings themselves
+            return await self._search_postings(user_id, terms, limit)
+        params = {"user": user_id, "terms": terms, "limit": limit, "band": BAND}
+        rows = await self._db.run(user_id, (CUSTOM_PLAN, None), (_CANDIDATES, params))
+        if not rows:
+            return []
+        count, with_postings, frequencies = rows[0][:3]
+        weights = term_weights(count, dict(zip(with_postings, frequencies, strict=True)))
+        found: dict[tuple[str, str], Memory] = {}
+        candidates = []
+        for row in rows:
+            memory = _memory(row[4:])
+            found[(memory.category, memory.key)] = memory
+            fields = unpack_fields(row[3], len(terms))
+            candidates.append(Candidate((memory.category, memory.key), fields, epoch_us(memory.updated_at), memory.id))
+        return [found[ref] for ref in rank_candidates(candidates, terms, weights, limit)]
+
+    async def _search_postings(self, user_id: str, terms: list[str], limit: int) -> list[Memory]:
         rows = await self._db.run(user_id, (POSTINGS, {"user": user_id, "terms": terms}))
         count, postings = read_postings(rows, terms)
         refs = rank_postings(postings, count, limit)

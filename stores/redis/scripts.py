@@ -14,6 +14,7 @@ threads that expired are pruned when a page meets them.
 from __future__ import annotations
 
 from memory.models import MAX_MEMORY_CHANGES
+from memory.ranking import CATEGORY_WEIGHT, FIELD_CATEGORY, FIELD_KEY, FIELD_VALUE, KEY_WEIGHT, VALUE_WEIGHT
 
 _COMMON = r"""
 local function thread_keys(prefix, tid)
@@ -353,6 +354,70 @@ end
 return out
 """
 
+# KEYS: memories, index marker   ARGV: prefix, limit, band, term... (sorted, at most 26)
+# -> {0} if the user's memories are not indexed yet, else {1, memory count, document
+# frequency of each term, then per candidate: field, packed field codes, posting, memory JSON}.
+# Scores every memory matching a term (approximately: Lua's log and sum order), keeps those
+# that can be in the top `limit` (a band below the k-th score, at most `limit` per field
+# pattern), and lets Python rank them exactly (memory.ranking.rank_candidates).
+SEARCH_CANDIDATES = (
+    f"""
+local weights = {{[{FIELD_KEY}] = {KEY_WEIGHT}, [{FIELD_CATEGORY}] = {CATEGORY_WEIGHT},
+  [{FIELD_VALUE}] = {VALUE_WEIGHT}}}
+"""
+    + r"""
+if redis.call('EXISTS', KEYS[2]) == 0 then return {0} end
+local prefix, limit, band = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local n = redis.call('HLEN', KEYS[1])
+local out = {1, n}
+local score, packed, posting = {}, {}, {}
+for i = 4, #ARGV do
+  local flat = redis.call('HGETALL', prefix .. 'mt:' .. ARGV[i])
+  local df = #flat / 2
+  out[#out + 1] = df
+  if df > 0 then
+    local idf = math.log(1 + n / df)
+    local shift = 4 ^ (i - 4)
+    for j = 1, #flat, 2 do
+      local field, value = flat[j], flat[j + 1]
+      local code = tonumber(string.sub(value, 1, 1))
+      score[field] = (score[field] or 0) + weights[code] * idf
+      packed[field] = (packed[field] or 0) + code * shift
+      posting[field] = value
+    end
+  end
+end
+local all = {}
+for _, s in pairs(score) do all[#all + 1] = s end
+table.sort(all)
+local floor = -math.huge
+if #all >= limit then floor = all[#all - limit + 1] - band end
+local groups = {}
+for field, s in pairs(score) do
+  if s >= floor then
+    local p = packed[field]
+    local _, _, us, id = string.find(posting[field], '^%d:(%d+):(.*)$')
+    groups[p] = groups[p] or {}
+    table.insert(groups[p], {field, tonumber(us), id})
+  end
+end
+for p, members in pairs(groups) do
+  table.sort(members, function(a, b)
+    if a[2] ~= b[2] then return a[2] > b[2] end
+    return a[3] < b[3]
+  end)
+  for k = 1, math.min(limit, #members) do
+    local field = members[k][1]
+    out[#out + 1] = field
+    out[#out + 1] = p
+    out[#out + 1] = posting[field]
+    out[#out + 1] = redis.call('HGET', KEYS[1], field)
+  end
+end
+return out
+"""
+)
+
 # KEYS: memories, index marker   ARGV: prefix, "1" to set the marker at the end, then per memory:
 #   field, JSON it was indexed from, updated_us, number of pairs, term, field code, ...
 # Indexes memories that are unchanged since they were read (a memory written meanwhile was
@@ -472,6 +537,7 @@ ALL = {
     "set_memory_enabled": SET_MEMORY_ENABLED,
     "delete_memory": DELETE_MEMORY,
     "search_postings": SEARCH_POSTINGS,
+    "search_candidates": SEARCH_CANDIDATES,
     "index_memories": INDEX_MEMORIES,
     "ensure_profile": ENSURE_PROFILE,
     "forget_user": FORGET_USER,

@@ -13,7 +13,17 @@ from datetime import datetime
 from redis.exceptions import RedisError
 
 from memory.models import Memory, MemoryChange, Profile, Provenance
-from memory.ranking import Posting, epoch_us, index_terms, rank_postings
+from memory.ranking import (
+    MAX_PACKED_TERMS,
+    Candidate,
+    Posting,
+    epoch_us,
+    index_terms,
+    rank_candidates,
+    rank_postings,
+    term_weights,
+    unpack_fields,
+)
 from stores.base import ChangeNote, MemoryStore, ProfileStore, RawPage, ThreadStore, UserStore
 from stores.redis.changes import RedisChangeFeed
 from stores.redis.client import RedisConnection
@@ -251,6 +261,29 @@ class RedisMemoryStore(MemoryStore):
         return bool(int(removed))
 
     async def _search(self, user_id: str, terms: builtins.list[str], limit: int) -> builtins.list[Memory]:
+        if len(terms) > MAX_PACKED_TERMS:  # a very long query: rank from the postings themselves
+            return await self._search_postings(user_id, terms, limit)
+        keys = UserKeys(user_id)
+        args: builtins.list[str | int] = [keys.prefix, limit, repr(_BAND), *terms]
+        flat = await self._conn.script("search_candidates", [keys.memories, keys.memory_index], args)
+        if not int(flat[0]):
+            await self._build_index(keys)
+            flat = await self._conn.script("search_candidates", [keys.memories, keys.memory_index], args)
+        count = int(flat[1])
+        weights = term_weights(count, {term: int(df) for term, df in zip(terms, flat[2 : 2 + len(terms)], strict=True)})
+        found: dict[str, Memory] = {}
+        candidates = []
+        rest = flat[2 + len(terms) :]
+        for index in range(0, len(rest), 4):
+            field, packed, posting, data = rest[index : index + 4]
+            if data is None:
+                continue  # forgotten between the two reads of the script: cannot happen, scripts are atomic
+            _, updated_us, memory_id = str(posting).split(":", 2)
+            found[str(field)] = Memory.model_validate_json(data)
+            candidates.append(Candidate(str(field), unpack_fields(int(packed), len(terms)), int(updated_us), memory_id))
+        return [found[ref] for ref in rank_candidates(candidates, terms, weights, limit)]
+
+    async def _search_postings(self, user_id: str, terms: builtins.list[str], limit: int) -> builtins.list[Memory]:
         keys = UserKeys(user_id)
         flat = await self._conn.script("search_postings", [keys.memories, keys.memory_index], [keys.prefix, *terms])
         if not int(flat[0]):
@@ -299,6 +332,7 @@ class RedisMemoryStore(MemoryStore):
             await self._conn.script("index_memories", [keys.memories, keys.memory_index], [keys.prefix, "1"])
 
 
+_BAND = 1e-6  # see stores.sqlite.search.BAND
 _INDEX_BATCH = 5000  # script arguments per call while indexing older memories
 
 

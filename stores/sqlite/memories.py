@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from memory.models import MAX_MEMORY_CHANGES, Memory, MemoryChange, MemoryOp, Profile, Provenance
-from memory.ranking import Posting, epoch_us, index_terms, rank_postings
+from memory.ranking import MAX_PACKED_TERMS, Posting, epoch_us, index_terms, rank_postings
 from stores.base import ChangeNote, MemoryStore, ProfileStore
 from stores.sqlite.database import Database
+from stores.sqlite.search import best_refs
 
 _MEMORY_COLUMNS = "id, user_id, category, key, value, source, created_at, updated_at, thread_id, item_id"
 _PROFILE_COLUMNS = "id, identity, email, created_at, last_seen_at, memory_enabled"
@@ -65,6 +66,19 @@ def _reindex(conn: sqlite3.Connection, memory: Memory) -> None:
             for term, field in index_terms(memory.category, memory.key, memory.value).items()
         ],
     )
+
+
+def _load(conn: sqlite3.Connection, user_id: str, refs: list[tuple[str, str]]) -> list[Memory]:
+    """The memories at `refs`, in that order (primary-key lookups; one may have gone meanwhile)."""
+    found = []
+    for category, key in refs:
+        row = conn.execute(
+            f"SELECT {_MEMORY_COLUMNS} FROM memories WHERE user_id = ? AND category = ? AND key = ?",
+            (user_id, category, key),
+        ).fetchone()
+        if row is not None:
+            found.append(_memory(row))
+    return found
 
 
 def _profile(row: Any, *, first_login: bool) -> Profile:
@@ -220,6 +234,15 @@ class SqliteMemoryStore(MemoryStore):
         return await self._db.write(work, erase=True)
 
     async def _search(self, user_id: str, terms: list[str], limit: int) -> list[Memory]:
+        if len(terms) > MAX_PACKED_TERMS:  # a very long query: rank from the postings themselves
+            return await self._search_postings(user_id, terms, limit)
+
+        def work(conn: sqlite3.Connection) -> list[Memory]:
+            return _load(conn, user_id, best_refs(conn, user_id, terms, limit))
+
+        return await self._db.read(work)
+
+    async def _search_postings(self, user_id: str, terms: list[str], limit: int) -> list[Memory]:
         def work(conn: sqlite3.Connection) -> list[Memory]:
             count = conn.execute("SELECT n FROM memory_counts WHERE user_id = ?", (user_id,)).fetchone()
             if not count or not count[0]:
@@ -232,16 +255,7 @@ class SqliteMemoryStore(MemoryStore):
                 (user_id, *terms),
             ):
                 postings[term].append(Posting((category, key), field, updated_us, mid))
-            refs = rank_postings(postings, count[0], limit)
-            if not refs:
-                return []
-            pairs = ", ".join("(?, ?)" for _ in refs)
-            rows = conn.execute(
-                f"SELECT {_MEMORY_COLUMNS} FROM memories WHERE user_id = ? AND (category, key) IN (VALUES {pairs})",
-                (user_id, *(part for ref in refs for part in ref)),
-            ).fetchall()
-            found = {(row[2], row[3]): _memory(row) for row in rows}
-            return [found[ref] for ref in refs if ref in found]
+            return _load(conn, user_id, rank_postings(postings, count[0], limit))
 
         return await self._db.read(work)
 

@@ -68,9 +68,13 @@ async def _apply(store: UserStore, user_id: str, history: list[Operation]) -> No
             await store.memories.forget_from(user_id, thread_id)
 
 
+# more terms than the packed field codes hold (memory.ranking.MAX_PACKED_TERMS): the long-query path
+LONG_QUERY = " ".join(WORDS + [str(number) for number in range(10, 30)])
+
+
 async def _assert_search_is_rank(store: UserStore, user_id: str, queries: list[str]) -> None:
     everything = await store.memories.list(user_id)
-    for query in queries:
+    for query in [*queries, LONG_QUERY]:
         for limit in (1, 3, 100):
             got = await store.memories.search(user_id, query, limit=limit)
             assert got == rank(everything, query, limit), (query, limit)
