@@ -173,7 +173,7 @@ class SessionMemories:
     # -- consent -----------------------------------------------------------
     @property
     def memory_enabled(self) -> bool:
-        """The user's memory switch; False until the load said otherwise only if switched off meanwhile."""
+        """The user's memory switch: as set in this session, else as loaded, else True (see `consent_known`)."""
         if self.stopped is not None:
             return False
         if self._enabled_override is not None:

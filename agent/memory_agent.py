@@ -173,8 +173,9 @@ class MemoryAgent(Agent):
         return self.memories.snapshot()
 
     async def _capture_enabled(self) -> bool:
+        """Capture only with the user's consent known to be on (fail closed while the store is unreachable)."""
         await self.memories.wait_loaded(CAPTURE_LOAD_TIMEOUT)
-        return self.memories.memory_enabled
+        return self.memories.consent_known and self.memories.memory_enabled
 
     async def _apply_operations(self, operations: list[Operation], turn: CaptureTurn) -> None:
         """Apply validated capture operations through the session cache (write-behind to the store)."""

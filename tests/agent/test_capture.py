@@ -10,24 +10,26 @@ import asyncio
 import json
 import logging
 import re
+import signal
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 from livekit.agents import AgentSession, RunResult
 
-from agent import MemoryAgent
+from agent import MemoryAgent, memory_agent
 from agent.memory_agent import MEMORY_OFF_NOTE
 from capture import worker as capture_worker
 from memory import identity_to_uuid, user_session
 from memory.recall import BLOCK_END, BLOCK_START
 from memory.settings import Settings
-from stores import UserStore
+from stores import UserStore, open_store
 from tests.agent.helpers import TEXT_TURNS, call, eventually, messages, system_texts, tool_outputs
 from tests.agent.test_voice_path import voice_session, wait_for_replies
 from tests.fakes.openai_server import FakeOpenAIServer, capture_data, capture_user_text, operations
 from tests.fakes.scripted_llm import ScriptedLLM, Step
 from tests.fakes.voice_harness import ScriptedSTT
+from tests.fixtures.redis_servers import RedisServer
 
 ALICE = "alice@example.com"
 NOTHING = operations()
@@ -101,9 +103,8 @@ async def test_a_fact_turn_costs_one_reply_call_and_lands_in_the_store(
     assert capture_user_text(request) == "My sister is called Maya"
 
 
-async def test_updates_and_forgets_use_the_existing_memories(
-    mem_store: UserStore, capture_llm: FakeOpenAIServer
-) -> None:
+async def test_updates_and_forgets_use_the_existing_memories(store: UserStore, capture_llm: FakeOpenAIServer) -> None:
+    mem_store = store
     alice = identity_to_uuid(ALICE)
     await mem_store.memories.remember(alice, "relationship", "sister", "Maya")
     await mem_store.memories.remember(alice, "preference", "favourite colour", "teal")
@@ -133,8 +134,9 @@ async def test_updates_and_forgets_use_the_existing_memories(
 
 
 async def test_consent_switches_by_voice_and_nothing_is_captured_or_injected_while_off(
-    mem_store: UserStore, capture_llm: FakeOpenAIServer
+    store: UserStore, capture_llm: FakeOpenAIServer
 ) -> None:
+    mem_store = store
     alice = identity_to_uuid(ALICE)
     await mem_store.memories.remember(alice, "preference", "favourite colour", "teal")
     capture_llm.capture_responder = answer_when(
@@ -359,3 +361,28 @@ async def test_a_spoken_fact_turn_keeps_one_preemptive_llm_call_and_is_captured(
     assert len(scripted.requests) == 1  # preemptive generation kept; no tool round trip
     assert not {"remember", "forget"} & set(scripted.tool_names[0])
     assert [capture_user_text(r) for r in capture_llm.capture_requests] == ["my sister is called Maya"]
+
+
+async def test_no_capture_while_the_users_consent_cannot_be_read(
+    fresh_redis_server: RedisServer, capture_llm: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(memory_agent, "CAPTURE_LOAD_TIMEOUT", 0.5)
+    capture_llm.capture_responder = answer_when({"rex": operations(remember("fact", "dog", "Rex"))})
+    store = await open_store(fresh_redis_server.url)
+    assert fresh_redis_server.process is not None
+    fresh_redis_server.process.send_signal(signal.SIGSTOP)  # profile and memories cannot be read
+    try:
+        with user_session(ALICE):
+            agent = MemoryAgent(store, settings=background(capture_llm))
+            async with AgentSession(llm=ScriptedLLM([["Nice."]]), vad=None, turn_handling=TEXT_TURNS) as session:
+                await session.start(agent)
+                await session.run(user_input="My dog is called Rex")
+                assert agent.capture is not None
+                assert await agent.capture.flush(5)
+            assert capture_llm.capture_requests == []
+            assert agent.capture.stats.skipped == 1
+            fresh_redis_server.process.send_signal(signal.SIGCONT)
+            await agent.aclose(5)
+    finally:
+        fresh_redis_server.process.send_signal(signal.SIGCONT)
+        await store.aclose()

@@ -15,7 +15,7 @@ from memory.settings import Settings
 from tests.agent.helpers import eventually
 from tests.fakes.openai_server import FakeOpenAIServer, capture_data, capture_user_text, operations
 from tests.http.conftest import RunningApp, Tokens, new_user, serve, sse_events, user_message
-from tests.http.test_respond import assistant_text, system_prompt
+from tests.http.test_respond import assistant_text, system_prompt, tool_call
 
 
 def remember(category: str, key: str, value: str) -> dict[str, str]:
@@ -138,3 +138,23 @@ async def test_tools_mode_keeps_the_write_tools_and_captures_nothing(
         assert app.services.chat.captures is None
     assert {t["function"]["name"] for t in llm.reply_requests[0]["tools"]} == {"remember", "recall", "forget"}
     assert llm.capture_requests == []
+
+
+async def test_with_memory_off_the_chat_tools_say_so_and_store_nothing(
+    settings_factory: Callable[..., Settings], tokens: Tokens, llm: FakeOpenAIServer
+) -> None:
+    user = new_user()
+    async with serve(settings_factory(memory_capture="tools")) as app:
+        await app.services.store.memories.remember(user, "preference", "tea", "oolong")
+        await app.services.store.profiles.set_memory_enabled(user, False)
+        llm.responder.steps += [  # type: ignore[attr-defined]
+            tool_call("remember", category="pet", key="dog", value="Rex"),
+            tool_call("recall", query="tea"),
+            [{"text": "Memory is off, so I did not keep that."}],
+        ]
+        events = await new_thread(app, tokens.mint(user), "Remember my dog is Rex")
+        assert assistant_text(events) == ["Memory is off, so I did not keep that."]
+        assert await app.services.store.memories.get(user, "pet", "dog") is None
+    outputs = [m["content"] for body in llm.requests for m in body["messages"] if m["role"] == "tool"]
+    assert outputs and all("switched off" in o for o in outputs)
+    assert not any("oolong" in o for o in outputs)
