@@ -88,7 +88,6 @@ _RETRIABLE = (errors.SerializationFailure, errors.DeadlockDetected)
 _PREPARED_LOST = (errors.InvalidSqlStatementName, errors.DuplicatePreparedStatement)
 _TIMEOUT_SQL = f"select set_config('statement_timeout', %s, true), {_PLAN_SQL}"
 DEFAULT_OP_TIMEOUT = 5.0
-_ABANDON_WAIT = 1.0  # how long a query whose socket was shut down may take to notice
 
 
 @functools.lru_cache(maxsize=4096)  # checked on every call: parse each active user once
@@ -236,17 +235,37 @@ class Database:
     async def _within_deadline(
         self, conn: AsyncConnection, user_id: str | None, statements: Sequence[Statement], deadline: float
     ) -> list[Row]:
-        """Run the script on `conn`; past `deadline` (or when cancelled) break the connection and give up."""
-        query = asyncio.ensure_future(self._execute(conn, user_id, statements))
+        """Run the script on `conn`; past `deadline` break the connection and give up.
+
+        A timer shuts the socket down at the deadline, so the pending read wakes at once
+        and psycopg fails the query (its own cancellation would first wait on the dead
+        server). No task of its own: `run` already shields the call from its caller, and
+        a task per call costs as much as a quarter of a fast query (docs/performance.md).
+        """
+        loop = asyncio.get_running_loop()
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            _sever(conn)
+
+        timer = loop.call_at(deadline, expire)
         try:
-            done, _ = await asyncio.wait({query}, timeout=max(0.0, deadline - asyncio.get_running_loop().time()))
-        except asyncio.CancelledError:
-            await _abandon(conn, query)
+            rows = await self._execute(conn, user_id, statements)
+        except (psycopg.Error, OSError):
+            if not expired:
+                raise
+            _finish(conn)
+            raise self._timeout() from None
+        except asyncio.CancelledError:  # the loop is shutting down (callers cannot reach a running call)
+            _sever(conn)
             raise
-        if not done:
-            await _abandon(conn, query)
-            raise self._timeout()
-        return query.result()
+        finally:
+            timer.cancel()
+        if expired:  # the answer came in just as the timer fired: keep it, but not the severed connection
+            _finish(conn)
+        return rows
 
     async def _execute(self, conn: AsyncConnection, user_id: str | None, statements: Sequence[Statement]) -> list[Row]:
         if self.prepare:
@@ -335,15 +354,7 @@ def _sever(conn: AsyncConnection) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
-async def _abandon(conn: AsyncConnection, query: asyncio.Future[list[Row]]) -> None:
-    """Give up on a query: break its connection (so the pool discards it) and let the query end."""
-    _sever(conn)
-    query.add_done_callback(_consume)
-    try:
-        await asyncio.wait({query}, timeout=_ABANDON_WAIT)
-    finally:
-        if query.done():
-            with contextlib.suppress(Exception):
-                conn.pgconn.finish()  # its socket is dead either way: the pool must never hand it out again
-        else:
-            query.cancel()  # (not finished here: its task still has the socket registered with the loop)
+def _finish(conn: AsyncConnection) -> None:
+    """Close a severed connection now, so the pool discards it instead of handing it out again."""
+    with contextlib.suppress(Exception):
+        conn.pgconn.finish()
