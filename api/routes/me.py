@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from api.auth import CurrentUser
 from api.body import read_limited_body
 from api.livekit_rooms import end_user_calls
-from api.routes.profile import describe
+from api.routes.profile import Me, describe
 from api.services import Services
 from stores.errors import redact_url
 
@@ -65,18 +65,14 @@ _PATCH_HINT = 'send a JSON object such as {"memory_enabled": false}'
 
 
 class MemorySwitch(BaseModel):
-    """Body and answer of `PATCH /me`: the memory consent switch."""
+    """Body of `PATCH /me`: the memory consent switch."""
 
     memory_enabled: bool = Field(description="false: nothing new is remembered or used for this user")
 
 
-class MemorySwitched(MemorySwitch):
-    user_id: str
-
-
 @router.patch(
     "/me",
-    response_model=MemorySwitched,
+    response_model=Me,
     openapi_extra={
         "requestBody": {"required": True, "content": {"application/json": {"schema": MemorySwitch.model_json_schema()}}}
     },
