@@ -1,6 +1,7 @@
 """The caller's memories held in process for one session, so recall never waits on the store.
 
-Loaded once when the call starts (with the user's memory consent switch); the memory
+Loaded once when the call starts (with the user's memory consent switch), at most
+MEMORY_CACHE_LIMIT memories (the user's name, then the most recently updated); the memory
 tools and background capture change the cache at once and send the same change to
 the store through a write-behind queue, so a slow or failing store delays neither
 the tool result nor the reply. With memory switched off the cache shows nothing and
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from agent.writebehind import WriteBehind
 from memory.models import Memory, normalize_category, normalize_key, validate_value
 from memory.ranking import prepare
+from memory.recall import newest_first, pinned_memories
+from memory.settings import get_settings
 from stores import UserStore
 from stores.codec import utc_now
 from stores.ids import new_id, validate_object_id, validate_user_id
@@ -40,8 +43,18 @@ class _Change:
 class SessionMemories:
     """One user's memories for one session: an in-process dict plus write-behind to the store."""
 
-    def __init__(self, store: UserStore, user_id: str, *, source: str = "voice", writer: WriteBehind | None = None):
+    def __init__(
+        self,
+        store: UserStore,
+        user_id: str,
+        *,
+        source: str = "voice",
+        writer: WriteBehind | None = None,
+        limit: int | None = None,
+    ):
         self.store = store
+        self.limit = limit or get_settings().memory_cache_limit
+        self.partial = False  # the user has more memories than `limit`: the store has older ones
         self.user_id = validate_user_id(user_id)
         self.source = source
         self._entries: dict[Key, Memory] = {}
@@ -80,7 +93,7 @@ class SessionMemories:
                 logger.warning("loading memories of user %s failed (%s); retrying", self.user_id, self.load_error)
                 await asyncio.sleep(delay)
                 delay = min(5.0, delay * 2)
-        entries = {(m.category, m.key): m for m in rows if m.user_id == self.user_id}
+        entries = {(m.category, m.key): m for m in self._bounded(rows) if m.user_id == self.user_id}
         # tokenise now, off the event loop: the first reply's ranking then costs what later ones do
         await asyncio.to_thread(prepare, entries.values())
         for change in self._changes:
@@ -93,6 +106,33 @@ class SessionMemories:
         self._enabled = profile.memory_enabled if profile else self.store.profiles.default_memory_enabled
         self.load_error = None
         self._loaded.set()
+
+    def _bounded(self, rows: list[Memory]) -> list[Memory]:
+        """At most `limit` memories: the pinned ones (the user's name), then the most recently updated.
+
+        Ranking stays inline on the reply's path only while the cache is bounded; older
+        memories are still found by the recall tool, which then searches the store.
+        """
+        self.partial = len(rows) > self.limit
+        if not self.partial:
+            return rows
+        pinned = pinned_memories(rows)[: self.limit]
+        kept = {id(m) for m in pinned}
+        rest = [m for m in newest_first(rows) if id(m) not in kept]
+        return pinned + rest[: self.limit - len(pinned)]
+
+    def overlay(self, stored: list[Memory]) -> list[Memory]:
+        """Memories read from the store as this session sees them: its own changes (stored or not yet) win."""
+        seen: list[Memory] = []
+        for memory in stored:
+            key = (memory.category, memory.key)
+            if key in self._entries or key in self._unstored or key in self._touched:
+                local = self._entries.get(key)
+                if local is not None:
+                    seen.append(local)
+            else:
+                seen.append(memory)
+        return seen
 
     @property
     def loaded(self) -> bool:
@@ -128,7 +168,7 @@ class SessionMemories:
         started_at = self._generation
         self.load_started = time.monotonic()
         rows = await self.store.memories.list(self.user_id)
-        fresh = {(m.category, m.key): m for m in rows if m.user_id == self.user_id}
+        fresh = {(m.category, m.key): m for m in self._bounded(rows) if m.user_id == self.user_id}
         unseen = [m for key, m in fresh.items() if self._entries.get(key) != m]
         if len(unseen) > 50:  # a big change: tokenise off the event loop, like the first load
             await asyncio.to_thread(prepare, unseen)

@@ -30,7 +30,8 @@ from capture import CaptureClient, CaptureTurn, TurnCapture, capture_client
 from memory.capture import Operation, consent_change
 from memory.categorize import KNOWN_CATEGORIES, categorize
 from memory.models import Memory
-from memory.recall import background_block, describe_memories, find_memories, memories_for_turn
+from memory.ranking import rank
+from memory.recall import background_block, describe_memories, find_memories, memories_for_turn, wants_everything
 from memory.session import current_user_id, get_session_user_uuid
 from memory.settings import Settings, get_settings
 from stores import UserStore
@@ -311,7 +312,23 @@ class MemoryAgent(Agent):
         if not self.memories.memory_enabled:
             return "Memory is switched off for this user at their request; nothing is remembered."
         found = find_memories(self.memories.snapshot(), query, limit=5)
+        if self.memories.partial and not wants_everything(query):
+            found = await self._with_older(query, found)
         return describe_memories(found)
+
+    async def _with_older(self, query: str, cached: list[Memory]) -> list[Memory]:
+        """Best matches when the cache holds only the newest memories: the store's search joins in.
+
+        The cache's version of a memory wins (it may hold a change not stored yet); a
+        store that fails leaves the cached answer.
+        """
+        try:
+            stored = await self.memories.store.memories.search(self.user_id, query, limit=5)
+        except Exception as exc:  # the tool still answers from the cache
+            logger.warning("searching older memories of user %s failed (%s)", self.user_id, type(exc).__name__)
+            return cached
+        merged = {(m.category, m.key): m for m in [*self.memories.overlay(stored), *cached]}
+        return rank(merged.values(), query, 5)
 
     @function_tool
     async def forget(self, category: str, key: str) -> str:

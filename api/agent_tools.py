@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from agents import FunctionTool, function_tool
 
+from api.recall import find_memories
 from memory.categorize import categorize
 from memory.models import normalize_key
-from memory.recall import describe_memories, find_memories
+from memory.recall import describe_memories
 from stores import UserStore
 
 SOURCE = "chat"
@@ -71,8 +72,7 @@ def memory_tools(
         """
         if not enabled:
             return MEMORY_OFF
-        memories = await store.memories.list(user_id)
-        return describe_memories(find_memories(memories, query))
+        return describe_memories(await find_memories(store, user_id, query))
 
     @function_tool
     async def forget(category: str, key: str) -> str:
@@ -88,9 +88,9 @@ def memory_tools(
             wanted = normalize_key(key)
         except ValueError as exc:
             return f"Could not forget that: {exc}"
-        candidates = [m for m in await store.memories.list(user_id) if m.key == wanted]
         chosen = categorize(key, "", category)
-        target = next((m for m in candidates if m.category == chosen), None)
+        target = await store.memories.get(user_id, chosen, wanted)
+        candidates = [] if target is not None else [m for m in await store.memories.list(user_id) if m.key == wanted]
         if target is None and len(candidates) == 1:
             target = candidates[0]  # the model guessed the category wrong; the key is unambiguous
         if target is None:

@@ -41,10 +41,11 @@ from api.agent_tools import memory_tools
 from api.chat_capture import ChatCaptures
 from api.chat_inputs import AttachmentInputs
 from api.context import RequestContext
+from api.recall import memories_for_turn
 from api.titles import thread_title
 from capture import CaptureTurn
 from memory.capture import consent_change
-from memory.recall import background_block, memories_for_turn
+from memory.recall import background_block
 from memory.settings import CaptureMode
 from stores import UserStore
 
@@ -158,7 +159,7 @@ class MemoryChatServer(ChatKitServer[RequestContext]):
         converter = _Converter(AttachmentInputs(self.user_store.threads.files, user_id))
         history = await converter.to_agent_input(list(reversed(page.data)))
         if enabled:
-            memories = memories_for_turn(await self.user_store.memories.list(user_id), said)
+            memories = await memories_for_turn(self.user_store, user_id, said)
             background = background_block(memories)
             base = INSTRUCTIONS if self.capture_mode == "tools" else BACKGROUND_INSTRUCTIONS
             instructions = f"{base}\n\n{background}" if background else base

@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     # agent
     agent_name: str = "memory-agent"
     recall_budget_ms: float = Field(default=50.0, gt=0)
+    memory_cache_limit: int = Field(default=2000, gt=0)  # memories a voice call holds in process (newest + name)
     llm_model: str = "gpt-4o-mini"
     stt_model: str = "gpt-4o-mini-transcribe"
     tts_model: str = "gpt-4o-mini-tts"

@@ -8,6 +8,7 @@ from livekit.agents import AgentSession, RunResult
 from agent import MemoryAgent
 from memory import UnboundUserError, identity_to_uuid, user_session
 from memory.recall import BLOCK_START
+from memory.settings import get_settings
 from stores import UserStore
 from tests.agent.helpers import TEXT_TURNS, call, eventually, messages, system_texts, tool_outputs
 from tests.fakes.scripted_llm import ScriptedLLM
@@ -184,3 +185,30 @@ async def test_a_big_memory_is_ranked_within_the_budget_or_skipped(
     assert not [t for t in system_texts(scripted.requests[0]) if t.startswith(BLOCK_START)]
     assert agent.recall_stats.late == 1
     assert max(agent.recall_stats.overhead_s) < 0.05  # went on at once instead of waiting for the ranking
+
+
+async def test_a_call_holds_at_most_the_cache_limit_and_recall_still_finds_older_memories(
+    mem_store: UserStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MEMORY_CACHE_LIMIT", "10")
+    get_settings.cache_clear()
+    alice = identity_to_uuid(ALICE)
+    await mem_store.memories.remember(alice, "personal", "name", "Alice")  # the oldest two
+    await mem_store.memories.remember(alice, "relationship", "sister", "Maya")
+    for index in range(30):
+        await mem_store.memories.remember(alice, "fact", f"trip {index}", f"went hiking on trail {index}")
+    scripted = ScriptedLLM([[call("recall", query="my sister")], ["Your sister is Maya."]])
+    with user_session(ALICE):
+        agent = MemoryAgent(mem_store)
+        async with AgentSession(llm=scripted, vad=None, turn_handling=TEXT_TURNS) as session:
+            await session.start(agent)
+            sister = tool_outputs(await session.run(user_input="who is my sister?"))[0]
+            held = agent.memories.snapshot()
+        await agent.aclose()
+
+    assert len(held) == 10 and "name" in {m.key for m in held}  # the name stays, the oldest rest does not
+    assert "sister" not in {m.key for m in held}
+    assert "sister: Maya" in sister  # found in the store by the recall tool
+    assert BLOCK_START in "\n".join(system_texts(scripted.requests[0])) and "Alice" in "\n".join(
+        system_texts(scripted.requests[0])
+    )

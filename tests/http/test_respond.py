@@ -162,3 +162,24 @@ async def test_a_broken_model_server_ends_the_stream_with_an_error_event(
         events = sse_events(response)
         assert events[0]["type"] == "thread.created"
         assert events[-1]["type"] == "error" and events[-1]["allow_retry"] is True
+
+
+async def test_a_turn_sees_the_best_matches_and_the_name_however_many_memories_there_are(
+    api: RunningApp, tokens: Tokens, llm: FakeOpenAIServer
+) -> None:
+    carol = new_user()
+    store = api.services.store
+    await store.memories.remember(carol, "personal", "preferred name", "Caz")  # the oldest memory
+    await store.memories.remember(carol, "preference", "favourite food", "ramen with extra egg")
+    for index in range(300):
+        await store.memories.remember(carol, "fact", f"note {index}", f"visited museum number {index}")
+
+    sse_events(
+        await api.chatkit(
+            tokens.mint(carol), {"type": "threads.create", "params": {"input": user_message("What food do I like?")}}
+        )
+    )
+    prompt = system_prompt(llm.requests[-1])
+    block = prompt[prompt.index("<user_memories>") : prompt.index("</user_memories>")]
+    assert "Caz" in block and "ramen with extra egg" in block
+    assert "museum" not in block  # unrelated memories stay out, however many there are
