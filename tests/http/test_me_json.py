@@ -203,6 +203,11 @@ async def test_get_me_follows_the_consent_switch(api: RunningApp, tokens: Tokens
     assert (off.json()["user_id"], off.json()["memory_enabled"]) == (user, False)  # answers like GET /me
     me = (await api.client.get("/me", headers=headers)).json()
     assert me["memory_enabled"] is False and me["profile"]["id"] == user
+    # switched off, the user still corrects and forgets what is listed
+    put = await api.client.put("/me/memories/work/employer", json={"value": "Acme"}, headers=headers)
+    assert put.status_code == 200
+    assert (await api.client.delete("/me/memories/work/employer", headers=headers)).status_code == 204
+    assert await api.services.store.memories.list(user) == []
     await api.client.patch("/me", json={"memory_enabled": True}, headers=headers)
     assert (await api.client.get("/me", headers=headers)).json()["memory_enabled"] is True
 
