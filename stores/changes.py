@@ -208,6 +208,10 @@ class ChangeFeed:
         """Users with at least one local subscription."""
         return list(self._subscriptions)
 
+    def is_listening(self, user_id: str) -> bool:
+        """Whether changes of `user_id` published from now on reach this process's subscribers."""
+        return self._is_listening(user_id)
+
     async def aclose(self) -> None:
         """End every subscription and stop the listener (the store calls this before closing its pool)."""
         if self._closed:

@@ -55,10 +55,7 @@ async def _wait_following(session: AgentSession) -> None:
     store = follower.store
     await until(lambda: bool(store.changes.users()), what="the call to follow its user's changes")
     user_id = follower.user_id
-    await until(
-        lambda: any(s.listening.is_set() for s in store.changes._subscriptions.get(user_id, ())),
-        what="the change listener",
-    )
+    await until(lambda: store.changes.is_listening(user_id), what="the change listener")
 
 
 async def test_memory_changed_and_forgotten_elsewhere_reaches_the_next_reply(
