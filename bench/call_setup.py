@@ -19,7 +19,8 @@ With `--concurrency 1,100`, calls run one at a time, then in waves of 100 at onc
 A wave or a single call is a fresh process as LiveKit runs it: the process store is
 opened by its first call. `failed` counts calls that raised (e.g. Postgres' "too
 many clients"), `neutral` calls greeted without their profile because the store did
-not answer within the greeting's 3 s wait. Backends: sqlite, redis,
+not answer within the greeting's 3 s wait; `peak server connections` is what the
+server saw from the store(s) while the calls ran (pg_stat_activity, CLIENT LIST). Backends: sqlite, redis,
 postgres (URLs of bench.common: BENCH_REDIS_URL, BENCH_POSTGRES_URL).
 """
 
@@ -27,10 +28,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +46,7 @@ from bench.common import DEFAULT_URLS, ensure_postgres_database, percentile, run
 from memory.settings import Settings
 from stores import UserStore, open_store
 from stores.errors import redact_url
+from stores.postgres.config import APPLICATION_NAME
 from tests.fakes.mock_room import make_mock_room
 from tests.fakes.scripted_llm import ScriptedLLM
 
@@ -55,6 +59,7 @@ class Result:
     latencies_ms: list[float] = field(default_factory=list)
     failed: int = 0  # the call raised (e.g. Postgres "too many clients") or got no greeting
     neutral: int = 0  # greeted without the profile: the store did not answer within the greeting's wait
+    peak_connections: int = 0  # server connections of the store(s), sampled every 10 ms during the waves
     wall_s: float = 0.0
 
 
@@ -97,12 +102,54 @@ async def one_call(settings: Settings, mode: str, result: Result) -> None:
 async def run_modes(settings: Settings, concurrency: int, samples: int) -> dict[str, Result]:
     """Both modes, wave by wave in alternation, so machine-load drift hits both alike."""
     results = {mode: Result() for mode in MODES}
-    for _ in range(max(1, samples // concurrency)):
-        for mode in MODES:
-            started = time.perf_counter()
-            await asyncio.gather(*(one_call(settings, mode, results[mode]) for _ in range(concurrency)))
-            results[mode].wall_s += time.perf_counter() - started
+    async with connection_counter(settings.store_url) as count:
+        for _ in range(max(1, samples // concurrency)):
+            for mode in MODES:
+                result = results[mode]
+                started = time.perf_counter()
+                wave = asyncio.gather(*(one_call(settings, mode, result) for _ in range(concurrency)))
+                while not wave.done():
+                    result.peak_connections = max(result.peak_connections, await count())
+                    await asyncio.wait({wave}, timeout=0.01)
+                await wave
+                result.wall_s += time.perf_counter() - started
     return results
+
+
+@contextlib.asynccontextmanager
+async def connection_counter(url: str) -> AsyncIterator[Callable[[], Awaitable[int]]]:
+    """Counts the store's server connections: pg_stat_activity, CLIENT LIST; SQLite: 0 (no server)."""
+    scheme = url.split("://", 1)[0]
+    if scheme.startswith("postgres"):
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(url.split("?")[0], autocommit=True) as admin:
+
+            async def pg_count() -> int:
+                cursor = await admin.execute(
+                    "select count(*) from pg_stat_activity where datname = current_database() "
+                    "and application_name = %s",
+                    [APPLICATION_NAME],
+                )
+                row = await cursor.fetchone()
+                return int(row[0]) if row else 0
+
+            yield pg_count
+    elif scheme.startswith("redis") and "cluster" not in scheme:
+        import redis.asyncio as aioredis
+
+        async with aioredis.Redis.from_url(url.split("?")[0], decode_responses=True) as client:
+
+            async def redis_count() -> int:
+                return sum(1 for c in await client.client_list() if c.get("name") == "memory-agent")
+
+            yield redis_count
+    else:
+
+        async def none() -> int:
+            return 0
+
+        yield none
 
 
 async def main() -> int:
@@ -117,8 +164,11 @@ async def main() -> int:
 
     print("# Call set-up: participant joined -> greeting LLM request\n")
     print(f"{args.samples} new callers per row; `per-call` = a store per call (before), `shared` = one per process.\n")
-    print("| backend | concurrent calls | mode | p50 ms | p95 ms | failed | neutral | p95 shared / per-call |")
-    print("|---|---:|---|---:|---:|---:|---:|---:|")
+    print(
+        "| backend | concurrent calls | mode | p50 ms | p95 ms | failed | neutral | peak server connections "
+        "| p95 shared / per-call |"
+    )
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     for backend in backends:
         url = DEFAULT_URLS[backend]
         if backend == "postgres":
@@ -137,7 +187,7 @@ async def main() -> int:
                 print(
                     f"| {backend} | {concurrency} | {mode} | "
                     f"{_p(samples, 50):.1f} | {p95[mode]:.1f} | "
-                    f"{result.failed} | {result.neutral} | {ratio} |"
+                    f"{result.failed} | {result.neutral} | {result.peak_connections or '-'} | {ratio} |"
                 )
         print(f"\n<!-- {backend}: {redact_url(url)} -->", file=sys.stderr)
     return 0
