@@ -88,7 +88,6 @@ async def run_call(ctx: JobContext, settings: Settings | None = None) -> AgentSe
     logger.debug("user %s has participant identity %r", user_id, participant.identity)
 
     supplied: UserStore | None = overrides.get("store")
-    greeting_deadline = asyncio.get_running_loop().time() + PROFILE_TIMEOUT
     holder = process_store(settings) if supplied is None else None
     if holder is not None:
         resources = CallResources(holder.acquire(), holder)
@@ -129,10 +128,8 @@ async def run_call(ctx: JobContext, settings: Settings | None = None) -> AgentSe
     resources.follower = ChangeFollower(resources.store, memories, on_erased=_end_call, also_discard=[_stop_transcript])
     resources.follower.start()
     memories.start_loading()  # in parallel with the profile look-up
-    profile_timeout = max(0.0, greeting_deadline - asyncio.get_running_loop().time())
-    first_login = await _ensure_profile(
-        resources.store, user_id, participant.identity, memories.writes, profile_timeout
-    )
+    # a store that is not open fails this at once (the write is queued); an open one gets the whole wait
+    first_login = await _ensure_profile(resources.store, user_id, participant.identity, memories.writes)
     if not await memories.wait_loaded(GREETING_LOAD_TIMEOUT if store_ready else 0.0):
         logger.warning(
             "memories of user %s not loaded within %.0fs; greeting without them", user_id, GREETING_LOAD_TIMEOUT
@@ -166,9 +163,7 @@ async def run_call(ctx: JobContext, settings: Settings | None = None) -> AgentSe
     return session
 
 
-async def _ensure_profile(
-    store: UserStore, user_id: str, identity: str, writes: WriteBehind, within: float = PROFILE_TIMEOUT
-) -> bool | None:
+async def _ensure_profile(store: UserStore, user_id: str, identity: str, writes: WriteBehind) -> bool | None:
     """Ensure the caller's profile; whether this call created it, or None if the store did not answer in time.
 
     A store outage must not cost the caller the call: the profile write is then
@@ -180,9 +175,7 @@ async def _ensure_profile(
         return await store.profiles.ensure(user_id, identity=identity, email=email)
 
     try:
-        if within <= 0:
-            raise TimeoutError
-        profile = await asyncio.wait_for(ensure(), within)
+        profile = await asyncio.wait_for(ensure(), PROFILE_TIMEOUT)
     except (StoreError, TimeoutError, OSError) as exc:
         logger.warning(
             "profile of user %s not ensured within %.0fs (%s); greeting neutrally and retrying in the background",

@@ -44,6 +44,7 @@ _UNAVAILABLE = (
 
 
 DEFAULT_OP_TIMEOUT = 5.0
+FEED_CONNECTIONS = 1  # the change feed's one pub/sub connection per store
 
 
 def make_client(config: RedisUrl, connect_timeout: float, op_timeout: float = DEFAULT_OP_TIMEOUT) -> Client:
@@ -85,8 +86,10 @@ class RedisConnection:
         self.op_timeout = op_timeout
         self.cluster = isinstance(client, RedisCluster)
         self.thread_ttl = config.thread_ttl or 0
-        # redis-py's pools raise when exhausted; callers past the pool size wait here instead
-        self._slots = asyncio.Semaphore(config.max_connections)
+        # redis-py's pools raise when exhausted; callers past the pool size wait here instead.
+        # One connection of the pool is left to the change feed's pub/sub (stores/redis/changes.py),
+        # so commands and the feed together stay within max_connections.
+        self._slots = asyncio.Semaphore(max(1, config.max_connections - FEED_CONNECTIONS))
         self.closed = False
         self._scripts: dict[str, AsyncScript] = {
             name: client.register_script(source) for name, source in scripts.ALL.items()
