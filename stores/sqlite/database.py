@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -66,6 +67,10 @@ def _transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], 
     return result
 
 
+_CHECKPOINT_TRIES = 20
+_CHECKPOINT_PAUSE_S = 0.05
+
+
 def checkpoint(conn: sqlite3.Connection) -> bool:
     """Copy the WAL into the database file and truncate it to zero bytes; False if a reader held it.
 
@@ -75,13 +80,16 @@ def checkpoint(conn: sqlite3.Connection) -> bool:
     in another process may keep an old snapshot open for longer than busy_timeout:
     then the WAL is only partly reset, which is logged (the next erase retries).
     """
-    busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-    if busy:
-        logger.warning(
-            "SQLite WAL checkpoint after an erase was blocked by a reader in another process; erased text may "
-            "stay in the -wal file until the next erase or the last connection closes"
-        )
-    return not busy
+    for _ in range(_CHECKPOINT_TRIES):
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if not busy:
+            return True
+        time.sleep(_CHECKPOINT_PAUSE_S)  # a reader's snapshot usually ends within milliseconds
+    logger.warning(
+        "SQLite WAL checkpoint after an erase was blocked by a reader (another connection or process); erased "
+        "text may stay in the store's files until the next erase or the last connection closes"
+    )
+    return False
 
 
 def _snapshot(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
