@@ -358,6 +358,12 @@ async def test_a_voice_call_shows_its_state_and_live_transcription(
         lines = page.get_by_role("list", name="Live transcription").locator("li")
         await expect(lines).to_have_text(["YouMy sister is called Maya.", "AgentNice to hear about Maya!"])
 
+        # what the agent learns during the call appears in Memories without reloading
+        await app.services.store.memories.remember(DEV_USER, "relationship", "sister", "Maya", source="voice")
+        await page.get_by_role("tab", name="Memories").click()
+        await expect(page.locator('[data-key="relationship/sister"] .value')).to_have_text("Maya")
+        await page.get_by_role("tab", name="Voice call").click()
+
         await page.get_by_role("button", name="End call").click()
         await expect(page.locator("#call-state")).to_have_text("disconnected")
         await expect(page.get_by_role("button", name="Start voice call")).to_be_enabled()

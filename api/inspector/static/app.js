@@ -4,6 +4,7 @@
 "use strict";
 
 const TOKEN_KEY = "memory-inspector.token";
+const CALL_REFRESH_MS = 3000;
 const SOURCES = { voice: "voice call", chat: "chat", api: "edited by you" };
 const $ = (id) => document.getElementById(id);
 
@@ -16,6 +17,7 @@ const state = {
   threads: [],
   selectedThread: null,
   room: null,
+  poll: null,
 };
 
 // ---------- helpers ----------
@@ -434,6 +436,8 @@ async function startCall() {
     await room.connect(grant.url, grant.token);
     await room.localParticipant.setMicrophoneEnabled(true);
     $("call-end").hidden = false;
+    // what the agent learns during the call shows up in Memories while it happens
+    state.poll = setInterval(refreshDuringCall, CALL_REFRESH_MS);
   } catch (error) {
     finishCall("not connected");
     fail(`The call could not start: ${error.message}`);
@@ -452,13 +456,23 @@ async function readTranscription(reader, participant) {
   for await (const chunk of reader) text.textContent += chunk;
 }
 
+function refreshDuringCall() {
+  if (document.querySelector("#memory-groups input")) return;  // never under the user's fingers mid-edit
+  loadMemories();
+}
+
 function finishCall(text) {
+  clearInterval(state.poll);
+  state.poll = null;
   const hadCall = state.room !== null;
   state.room = null;
   $("call-end").hidden = true;
   $("call-start").disabled = !state.config?.voice;
   setCallState(text);
-  if (hadCall && state.me) loadThreads();  // the agent saves the call's transcript as a conversation
+  if (hadCall && state.me) {
+    loadThreads();  // the agent saves the call's transcript as a conversation
+    loadMemories();
+  }
 }
 
 function endCall() {
