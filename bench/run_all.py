@@ -32,7 +32,11 @@ from stores.errors import redact_url
 # (module, title, extra arguments for --quick)
 BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("store_ops", "1. Store operations vs one raw round trip", ["--repeat", "30"]),
-    ("growth", "2. Growth: history and other users", ["--size", "1000", "--repeat", "30"]),
+    (
+        "growth",
+        "2. Growth: history, other users, searching 10,000 memories",
+        ["--size", "1000", "--memories", "2000", "--repeat", "30"],
+    ),
     ("agent_recall_overhead", "3. Voice path: memory recall overhead", ["--turns", "40"]),
     ("load", "4. Load: concurrent sessions, leaks and lost writes", ["--sessions", "20", "--turns", "5"]),
     (
@@ -45,6 +49,7 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
         "6. Voice turn: stating a fact, background capture vs the remember tool",
         ["--turns", "30", "--tools-turns", "10"],
     ),
+    ("recall_quality", "7. Recall quality: the ranker before vs after, and the indexed search", ["--users", "5"]),
 ]
 DEFAULT_OUTPUT = Path(__file__).with_name("RESULTS.md")
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from memory.models import MAX_MEMORY_CHANGES, Memory, MemoryChange, Profile, Provenance
-from memory.ranking import Posting, epoch_us, index_terms, rank_postings
 from memory.settings import Settings
 from stores.base import ChangeNote, MemoryStore, ProfileStore, RawPage, ThreadStore, UserStore
 from stores.changes import ChangeFeed
+from stores.inprocess.search import TermIndex
 
 Position = tuple[int, int, str]  # (sort key, insertion seq, id)
 
@@ -72,25 +72,16 @@ class _UserData:
     items: dict[str, _Ordered] = field(default_factory=dict)
     attachments: dict[str, tuple[str | None, str]] = field(default_factory=dict)
     memories: dict[tuple[str, str], Memory] = field(default_factory=dict)
-    # the search index: term -> (category, key) -> its posting; kept in step by _upsert/_delete
-    terms: dict[str, dict[tuple[str, str], Posting[tuple[str, str]]]] = field(default_factory=dict)
+    # the search index, kept in step by every memory write
+    terms: TermIndex = field(default_factory=TermIndex)
     changes: deque[MemoryChange] = field(default_factory=lambda: deque(maxlen=MAX_MEMORY_CHANGES))
     profile: Profile | None = None
 
     def unindex(self, memory: Memory) -> None:
-        ref = (memory.category, memory.key)
-        for term in index_terms(memory.category, memory.key, memory.value):
-            postings = self.terms.get(term)
-            if postings is not None:
-                postings.pop(ref, None)
-                if not postings:
-                    del self.terms[term]
+        self.terms.remove(memory)
 
     def index(self, memory: Memory) -> None:
-        ref = (memory.category, memory.key)
-        updated_us = epoch_us(memory.updated_at)
-        for term, best in index_terms(memory.category, memory.key, memory.value).items():
-            self.terms.setdefault(term, {})[ref] = Posting(ref, best, updated_us, memory.id)
+        self.terms.add(memory)
 
 
 class _Data:
@@ -252,8 +243,7 @@ class InProcessMemoryStore(MemoryStore):
         user = self._data.peek(user_id)
         if user is None:
             return []
-        postings = {term: list(user.terms.get(term, {}).values()) for term in terms}
-        return [user.memories[ref] for ref in rank_postings(postings, len(user.memories), limit)]
+        return [user.memories[ref] for ref in user.terms.best(terms, len(user.memories), limit)]
 
     async def _delete_from(self, user_id: str, thread_id: str, change: ChangeNote) -> int:
         user = self._data.peek(user_id)
