@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from memory.settings import get_settings
-from stores import UserStore, open_store
+from stores import StoreError, UserStore, open_store
 from stores.sqlite import SqliteStore
 from tests.contract import factories as f
 from tests.fixtures.redis_servers import RedisClusterServers, RedisServer
@@ -247,3 +247,23 @@ async def test_postgres_erase_vacuum_prunes_the_dead_tuples(
         # without VACUUM the deleted rows are still on the pages (documented); with it, they are gone
         assert (marker("alice") in pages) is not vacuum
         await assert_intact(store, user_b, "bob")
+
+
+async def test_postgres_erase_is_one_transaction(empty_postgres_url: str, user_a: str) -> None:
+    """If any part of the erase fails, nothing of it happened (no half-erased user)."""
+    async with await open_store(empty_postgres_url) as store:
+        await seed(store, user_a, "alice")
+        with psycopg.connect(empty_postgres_url, autocommit=True) as conn:
+            conn.execute(
+                "create function refuse() returns trigger language plpgsql as "
+                "$$ begin raise exception 'profile delete refused'; end $$"
+            )
+            conn.execute(
+                "create trigger refuse before delete on public.profiles for each row execute function refuse()"
+            )
+
+        with pytest.raises(StoreError):
+            await store.forget_user(user_a)  # the profile is deleted last: everything before it rolls back
+
+        await assert_intact(store, user_a, "alice")
+        assert len(await store.memories.history(user_a, limit=1000)) == MEMORIES
