@@ -50,6 +50,7 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
         ["--turns", "30", "--tools-turns", "10"],
     ),
     ("recall_quality", "7. Recall quality: the ranker before vs after, and the indexed search", ["--users", "5"]),
+    ("change_feed", "8. Change feed: another process's change to a live call's cache", ["--samples", "30"]),
 ]
 DEFAULT_OUTPUT = Path(__file__).with_name("RESULTS.md")
 
