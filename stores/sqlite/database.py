@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -139,6 +140,7 @@ class Database:
     async def open(cls, path: Path, busy_timeout_ms: int, op_timeout: float = DEFAULT_OP_TIMEOUT) -> Database:
         """Connect, switch to WAL, apply migrations; a StoreError naming the file if unusable."""
         opened: list[aiosqlite.Connection] = []
+        existed = await asyncio.to_thread(path.exists)
         try:
             writer = await aiosqlite.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None)
             opened.append(writer)
@@ -154,9 +156,14 @@ class Database:
         except BaseException as exc:
             for conn in opened:
                 await _close_quietly(conn)
+            if not existed:  # never leave an empty file behind that looks like a store
+                await asyncio.to_thread(_remove_empty, path)
             if isinstance(exc, sqlite3.Error):
                 # a wrong STORE_URL (not a database, no permission) is not an outage: never fall back
                 code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF  # primary result code
+                full = await asyncio.to_thread(disk_full_problem, path, exc)
+                if full:
+                    raise StoreUnavailableError(f"cannot open the SQLite store {path}: {full}") from None
                 error = StoreError if code in _CONFIGURATION_ERRORS else StoreUnavailableError
                 raise error(
                     f"cannot open the SQLite store {path}: {exc}; check that STORE_URL names a memory-agent "
@@ -205,7 +212,12 @@ class Database:
         return rows[0] if rows else None
 
     async def close(self) -> None:
-        """Close both connections (the last one out checkpoints the WAL into the file)."""
+        """Close both connections, folding the WAL into the database file first.
+
+        The last connection out checkpoints anyway, but silently: when that fails (a
+        full disk) the newest data lives only in the `-wal` file, so a copy of the
+        `.db` alone would miss it. The checkpoint is run explicitly and a failure logged.
+        """
         if self._closed:
             return
         self._closed = True
@@ -214,19 +226,74 @@ class Database:
             await self._writer.execute("PRAGMA optimize")
         except (sqlite3.Error, ValueError) as exc:
             logger.debug("PRAGMA optimize failed on %s: %s", self.path, exc)
+        await self._final_checkpoint()
         await _close_quietly(self._writer)
+
+    async def _final_checkpoint(self) -> None:
+        try:
+            row = await (await self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")).fetchone()
+            failure = "another process still reads it" if row is not None and row[0] else None
+        except (sqlite3.Error, ValueError) as exc:
+            failure = await asyncio.to_thread(disk_full_problem, self.path, exc) or str(exc)
+        if failure:
+            logger.error(
+                "SQLite store %s: the write-ahead log could not be folded into the database file on close (%s). "
+                "The newest data is only in %s-wal: keep it next to the .db (back up or copy both files, "
+                "never the .db alone); it is applied the next time the store opens with enough disk space",
+                self.path,
+                failure,
+                self.path,
+            )
 
     def _check_open(self) -> None:
         if self._closed:
             raise closed_error(f"SQLite store {self.path}")
 
     def _failure(self, exc: sqlite3.Error) -> StoreUnavailableError:
+        full = disk_full_problem(self.path, exc)
+        if full:
+            return StoreUnavailableError(f"the SQLite store {self.path} failed: {full}")
         hint = (
             "another process holds a long write lock; retry, or raise busy_timeout_ms in STORE_URL"
             if "locked" in str(exc) or "busy" in str(exc)
             else "check that the file and its directory are writable and the disk is not full"
         )
         return StoreUnavailableError(f"the SQLite store {self.path} failed: {exc}; {hint}")
+
+
+LOW_DISK_BYTES = 1024 * 1024  # below this, an I/O failure is taken to be a full disk
+
+
+def disk_full_problem(path: Path, exc: BaseException) -> str | None:
+    """'the disk is full' wording for an SQLite failure caused by a full disk, else None."""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    if code not in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, 0):
+        return None
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return None
+    if code != sqlite3.SQLITE_FULL and free >= LOW_DISK_BYTES:
+        return None
+    return (
+        f"the disk holding {path.parent} is full ({free} bytes free); free some space there "
+        "(or move STORE_URL to a disk with room), then try again"
+    )
+
+
+def _remove_empty(path: Path) -> None:
+    """Delete `path` (and its -wal/-shm companions) if a failed first open left it empty."""
+    try:
+        if path.stat().st_size != 0:
+            return
+        path.unlink()
+    except OSError:
+        return
+    for companion in (Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            companion.unlink(missing_ok=True)
+        except OSError:
+            continue
 
 
 async def _close_quietly(conn: aiosqlite.Connection) -> None:
