@@ -97,7 +97,15 @@ async def run_call(ctx: JobContext, settings: Settings | None = None) -> AgentSe
 
     async def _on_shutdown(reason: str) -> None:
         lost = await resources.close_soon()
-        logger.info("voice session of user %s ended (%s); %d writes lost", user_id, reason or "shutdown", lost)
+        capture = resources.agent.capture if resources.agent is not None else None
+        logger.info(
+            "voice session of user %s ended (%s); %d writes lost; %d capture requests, %d turns not captured",
+            user_id,
+            reason or "shutdown",
+            lost,
+            capture.stats.requests if capture is not None else 0,
+            capture.stats.dropped_turns if capture is not None else 0,
+        )
 
     ctx.add_shutdown_callback(_on_shutdown)  # registered before any wait: the store is always released
 

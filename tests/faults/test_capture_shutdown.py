@@ -80,4 +80,4 @@ async def test_sigterm_captures_and_stores_pending_turns_before_exit(tmp_path: P
     assert {m.source for m in stored} == {"voice"}
     assert all(m.thread_id and m.thread_id.startswith("thr_") and m.item_id for m in stored)
     assert server.max_capture_inflight == 1
-    assert "0 dropped" in log and "0 writes lost" in log
+    assert "0 dropped" in log and "0 writes lost" in log and "0 turns not captured" in log
