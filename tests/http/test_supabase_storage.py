@@ -3,6 +3,8 @@ Storage REST API: signed upload URL, upload, signed download URL, remove, list."
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import AsyncIterator, Callable
 
 import httpx
@@ -10,7 +12,8 @@ import pytest
 
 from api.files import SupabaseFileStorage
 from memory.settings import Settings
-from tests.http.conftest import RunningApp, Tokens, new_user, serve
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.http.conftest import RunningApp, Tokens, new_user, serve, sse_events, user_message
 from tests.http.fake_supabase import FakeSupabase
 
 BUCKET = "attachments"
@@ -181,3 +184,19 @@ async def test_a_public_bucket_is_refused_with_a_clear_message(
         )
     assert response.status_code == 503 and "public" in response.json()["detail"]
     assert not supabase.storage_calls("object/upload/sign")
+
+
+async def test_the_model_sees_an_image_kept_in_storage(api: RunningApp, tokens: Tokens, llm: FakeOpenAIServer) -> None:
+    token = tokens.mint(new_user())
+    attachment = await create(api, token, "photo.jpg", JPEG, "image/jpeg")
+    descriptor = attachment["upload_descriptor"]
+    async with httpx.AsyncClient() as browser:
+        uploaded = await browser.put(descriptor["url"], content=JPEG, headers=descriptor["headers"])
+        assert uploaded.status_code == 200, uploaded.text
+    pending = await create(api, token, "later.jpg", JPEG, "image/jpeg")  # never uploaded
+    message = user_message("What is this?", [attachment["id"], pending["id"]])
+    events = sse_events(await api.chatkit(token, {"type": "threads.create", "params": {"input": message}}))
+    assert not [e for e in events if e["type"] == "error"], events
+    sent = json.dumps(llm.requests[-1]["messages"])
+    assert "data:image/jpeg;base64," + base64.b64encode(JPEG).decode() in sent
+    assert "later.jpg" in sent and "not uploaded" in sent
