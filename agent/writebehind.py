@@ -109,7 +109,10 @@ class WriteBehind:
             head.attempts += 1
             self._in_flight = head
             try:
-                await asyncio.wait_for(head.write(), timeout=self._attempt_timeout)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel that
+                # arrives as the write completes, and aclose() would then wait on a worker that never stops
+                async with asyncio.timeout(self._attempt_timeout):
+                    await head.write()
             except asyncio.CancelledError:
                 raise
             except PERMANENT_ERRORS as exc:
@@ -209,8 +212,15 @@ class WriteBehind:
                 ", ".join(p.label for p in list(self._queue)[:10]),
             )
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await _stop(self._task)
             self._task = None
         return lost
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    """Cancel the worker and wait until it has really stopped (re-cancelling if a cancel was lost)."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.1)
+    with contextlib.suppress(asyncio.CancelledError):
+        task.result()
