@@ -529,6 +529,13 @@ class MemoryStore(ABC):
         """Up to `limit` audit entries of the user, newest first."""
 
     @abstractmethod
+    async def _replace_history(self, user_id: str, changes: builtins.list[MemoryChange]) -> None:
+        """Operators only (`python -m stores copy`): make the user's audit trail exactly `changes`.
+
+        `changes` is newest first, as `_history` returns it, and at most MAX_MEMORY_CHANGES long.
+        """
+
+    @abstractmethod
     def _stale(self, updated_before: datetime, batch: int) -> AsyncIterator[builtins.list[tuple[str, str, str]]]:
         """Retention, across users: batches of at most `batch` (user id, category, key) of the memories
         last updated before `updated_before`.

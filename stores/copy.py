@@ -1,7 +1,8 @@
 """Copy users from one store to another, exactly, idempotently and resumably.
 
 `copy_user` makes the destination hold what the source holds for one user: the
-profile, every memory (id, timestamps and provenance kept), every thread and its
+profile, every memory (id, timestamps and provenance kept), the memory audit trail,
+every thread and its
 items in order, attachment metadata and, when both sides name a local files
 directory, the attachment bytes. It reads both sides first and writes only what
 differs, so:
@@ -27,7 +28,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from memory.models import Memory, Profile, Provenance
+from memory.models import MAX_MEMORY_CHANGES, Memory, Profile, Provenance
 from stores import codec
 from stores.base import ThreadStore, UserStore, change_note
 from stores.errors import StoreError
@@ -68,6 +69,7 @@ async def copy_user(source: UserStore, destination: UserStore, user_id: str, fil
     result = UserCopy(user_id)
     await _copy_profile(source, destination, user_id, result)
     await _copy_memories(source, destination, user_id, result)
+    await _copy_history(source, destination, user_id, result)  # after the memories: their writes append to it
     await _copy_threads(source.threads, destination.threads, user_id, result)
     attachment_ids = await _copy_attachments(source.threads, destination.threads, user_id, result)
     if files is not None:
@@ -123,12 +125,21 @@ async def _copy_memories(source: UserStore, destination: UserStore, user_id: str
     result.extras += len(current)
 
 
+async def _copy_history(source: UserStore, destination: UserStore, user_id: str, result: UserCopy) -> None:
+    """The audit trail arrives as the source has it (the copy's own memory writes leave no entries behind)."""
+    wanted = await source.memories.history(user_id, MAX_MEMORY_CHANGES)
+    if await destination.memories.history(user_id, MAX_MEMORY_CHANGES) != wanted:
+        await destination.memories._replace_history(user_id, wanted)
+        result.wrote("memory history")
+
+
 async def _put_memory(destination: UserStore, memory: Memory, have: Memory | None) -> None:
     """Write one memory with its own id, creation time, update time and provenance."""
     memories = destination.memories
     origin = Provenance(memory.source, memory.thread_id, memory.item_id)
     args = (memory.user_id, memory.category, memory.key, memory.value, origin)
-    # the destination's audit trail records the copy's writes (source `copy`)
+    # these writes append `copy` entries to the destination's audit trail; _copy_history then
+    # replaces the whole trail with the source's
     if have is not None and (have.id, have.created_at) != (memory.id, memory.created_at):
         # another row under the same key
         await memories._delete(memory.user_id, memory.category, memory.key, change_note("copy"))

@@ -260,6 +260,9 @@ class InProcessMemoryStore(MemoryStore):
         user = self._data.peek(user_id)
         return list(reversed(user.changes))[:limit] if user else []
 
+    async def _replace_history(self, user_id: str, changes: builtins.list[MemoryChange]) -> None:
+        self._data.user(user_id).changes = deque(reversed(changes), maxlen=MAX_MEMORY_CHANGES)
+
     async def _stale(self, updated_before: datetime, batch: int) -> AsyncIterator[builtins.list[tuple[str, str, str]]]:
         found = [
             (m.user_id, m.category, m.key)
@@ -331,7 +334,11 @@ class InProcessStore(UserStore):
         return [
             user_id
             for user_id, data in self._data.users.items()
-            if data.profile is not None or data.memories or data.attachments or len(data.threads.rows) > 0
+            if data.profile is not None
+            or data.memories
+            or data.changes
+            or data.attachments
+            or len(data.threads.rows) > 0
         ]
 
     async def ping(self) -> None:

@@ -78,6 +78,15 @@ with trimmed as ({_TRIM.format(keep=MAX_MEMORY_CHANGES).strip()} returning 1)
 select count(*) from public.memory_changes
 where user_id = %(user)s and left(id, length(%(change)s) + 1) = %(change)s || '.'
 """
+# `with ordinality` + `order by`: `seq` is assigned in the order of the source's trail
+_REPLACE_HISTORY = f"""
+insert into public.memory_changes ({_CHANGE_COLUMNS})
+select c.id, %(user)s, c.at, c.op, c.category, c.key, c.memory_id, c.source, c.thread_id, c.item_id
+from unnest(%(id)s::text[], %(at)s::timestamptz[], %(op)s::text[], %(category)s::text[], %(key)s::text[],
+            %(memory_id)s::text[], %(source)s::text[], %(thread_id)s::text[], %(item_id)s::text[])
+     with ordinality as c (id, at, op, category, key, memory_id, source, thread_id, item_id, n)
+order by c.n
+"""
 _HISTORY = f"select {_CHANGE_COLUMNS} from public.memory_changes where user_id = %s order by seq desc limit %s"
 
 # Race-safe in one statement: concurrent calls serialise on the primary key. `visits`
@@ -241,6 +250,18 @@ class PostgresMemoryStore(MemoryStore):
     async def _history(self, user_id: str, limit: int) -> list[MemoryChange]:
         rows = await self._db.run(user_id, (_HISTORY, [user_id, limit]))
         return [_change(row) for row in rows]
+
+    async def _replace_history(self, user_id: str, changes: list[MemoryChange]) -> None:
+        oldest_first = list(reversed(changes))
+        columns = {
+            name: [getattr(c, name) for c in oldest_first]
+            for name in ("id", "at", "op", "category", "key", "memory_id", "source", "thread_id", "item_id")
+        }
+        await self._db.run(
+            user_id,
+            ("delete from public.memory_changes where user_id = %s", [user_id]),
+            (_REPLACE_HISTORY, {"user": user_id, **columns}),
+        )
 
     async def _get(self, user_id: str, category: str, key: str) -> Memory | None:
         rows = await self._db.run(user_id, (_GET_MEMORY, [user_id, category, key]))

@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 _LIST_USERS = """
 select id from public.profiles union select user_id from public.memories
 union select user_id from public.chatkit_threads union select user_id from public.chatkit_attachments
+union select user_id from public.memory_changes
 """
 
 

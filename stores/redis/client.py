@@ -31,7 +31,7 @@ from stores.redis.keys import NAMESPACE
 from stores.redis.url import RedisUrl
 
 T = TypeVar("T")
-_USER_ROOT_KEYS = {"profile", "mem", "threads", "atts"}  # every user with data has one of these
+_USER_ROOT_KEYS = {"profile", "mem", "memlog", "threads", "atts"}  # every user with data has one of these
 Client = aioredis.Redis | RedisCluster
 _UNAVAILABLE = (
     RedisConnectionError,

@@ -522,7 +522,17 @@ return deleted
 """
 )
 
+# KEYS: list   ARGV: its new elements, first to last (one atomic replacement)
+REPLACE_LIST = r"""
+redis.call('DEL', KEYS[1])
+for i = 1, #ARGV, 500 do
+  redis.call('RPUSH', KEYS[1], unpack(ARGV, i, math.min(i + 499, #ARGV)))
+end
+return #ARGV
+"""
+
 ALL = {
+    "replace_list": REPLACE_LIST,
     "put_thread": PUT_THREAD,
     "page_threads": PAGE_THREADS,
     "delete_thread": DELETE_THREAD,

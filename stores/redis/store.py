@@ -229,6 +229,10 @@ class RedisMemoryStore(MemoryStore):
         rows = await self._conn.run(self._conn.client.lrange(UserKeys(user_id).memory_changes, 0, limit - 1))
         return [MemoryChange.model_validate_json(row) for row in rows]
 
+    async def _replace_history(self, user_id: str, changes: builtins.list[MemoryChange]) -> None:
+        keys = UserKeys(user_id)
+        await self._conn.script("replace_list", [keys.memory_changes], [change.model_dump_json() for change in changes])
+
     async def _get(self, user_id: str, category: str, key: str) -> Memory | None:
         data = await self._conn.hget(UserKeys(user_id).memories, f"{category}:{key}")
         return None if data is None else Memory.model_validate_json(data)

@@ -187,6 +187,18 @@ class SqliteMemoryStore(MemoryStore):
         )
         return [_change(row) for row in rows]
 
+    async def _replace_history(self, user_id: str, changes: list[MemoryChange]) -> None:
+        rows = [
+            (c.id, user_id, dump_time(c.at), c.op, c.category, c.key, c.memory_id, c.source, c.thread_id, c.item_id)
+            for c in reversed(changes)  # oldest first: `seq` keeps their order
+        ]
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM memory_changes WHERE user_id = ?", (user_id,))
+            conn.executemany(_INSERT_CHANGE, rows)
+
+        await self._db.write(work)
+
     async def _get(self, user_id: str, category: str, key: str) -> Memory | None:
         row = await self._db.fetch_one(
             f"SELECT {_MEMORY_COLUMNS} FROM memories WHERE user_id = ? AND category = ? AND key = ?",
