@@ -18,7 +18,8 @@ create table if not exists public.memory_terms (
   field smallint not null,
   updated_us bigint not null,
   id text not null,
-  primary key (user_id, term, category, key),
+  -- INCLUDE: a search reads a term's postings from the index alone (index-only scans)
+  primary key (user_id, term, category, key) include (field, updated_us, id),
   foreign key (user_id, category, key) references public.memories (user_id, category, key) on delete cascade
 );
 create index if not exists memory_terms_memory on public.memory_terms (user_id, category, key);

@@ -18,7 +18,7 @@ from memory.ranking import (
 )
 from stores.base import ChangeNote, MemoryStore, ProfileStore
 from stores.postgres.db import Database
-from stores.postgres.search_index import BAND, CANDIDATES, CUSTOM_PLAN, POSTINGS, read_postings, reindex_statements
+from stores.postgres.search_index import BAND, CANDIDATES, POSTINGS, read_postings, reindex_statements
 
 _MEMORY_COLUMNS = "id, user_id, category, key, value, source, created_at, updated_at, thread_id, item_id"
 _CHANGE_COLUMNS = "id, user_id, at, op, category, key, memory_id, source, thread_id, item_id"
@@ -291,7 +291,7 @@ class PostgresMemoryStore(MemoryStore):
         if len(terms) > MAX_PACKED_TERMS:  # a very long query: rank from the postings themselves
             return await self._search_postings(user_id, terms, limit)
         params = {"user": user_id, "terms": terms, "limit": limit, "band": BAND}
-        rows = await self._db.run(user_id, (CUSTOM_PLAN, None), (_CANDIDATES, params))
+        rows = await self._db.run(user_id, (_CANDIDATES, params))
         if not rows:
             return []
         count, with_postings, frequencies = rows[0][:3]

@@ -41,9 +41,6 @@ from public.memory_terms where user_id = %(user)s and term = any(%(terms)s::text
 # packed 2 bits per term, the exact document frequencies and the memory count, from
 # which Python ranks exactly (memory.ranking.rank_candidates).
 BAND = 1e-6
-# A prepared statement's generic plan cannot know how many postings a user's terms have
-# and scans the whole index (tens of ms at 10^4 memories); plan the search for its values.
-CUSTOM_PLAN = "select set_config('plan_cache_mode', 'force_custom_plan', true)"
 CANDIDATES = f"""
 with hits as materialized (
   select term, category, key, field, updated_us, id from public.memory_terms
@@ -67,7 +64,7 @@ with hits as materialized (
 ), kth as (
   select score from scored order by score desc limit 1 offset %(limit)s - 1
 ), band as (
-  select s.*, row_number() over (partition by packed order by updated_us desc, id) as place
+  select s.*, row_number() over (partition by packed order by updated_us desc, id collate "C") as place
   from scored s where score >= coalesce((select score from kth), '-Infinity'::float8) - %(band)s
 )
 select (select n from total)::bigint, (select array_agg(term order by term) from df),
