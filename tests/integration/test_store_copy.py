@@ -17,6 +17,7 @@ import pytest
 
 from stores import UserStore, copy_cli, open_store
 from stores.__main__ import _parser, main
+from stores.copy import copy_user
 from tests.contract import factories as f
 
 
@@ -259,3 +260,16 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise(tmp_path: Path) -> 
         == 0
     )
     assert "\r" not in out.getvalue() + plain.getvalue() and out.getvalue().count("copied user ") == 3
+
+
+async def test_in_process_stores_copy_exactly_too() -> None:
+    """The in-process backend has the same copy primitives (its history included)."""
+    source, destination = await open_store("memory://"), await open_store("memory://")
+    async with source, destination:
+        user_id = await _seed_user(source, 7)
+        await source.memories.forget(user_id, "preference", "drink", source="api")
+        assert await source.list_users() == [user_id]
+        first = await copy_user(source, destination, user_id, None)
+        assert first.writes and "memory history" in first.details
+        assert await destination.export_user(user_id) == await source.export_user(user_id)
+        assert (await copy_user(source, destination, user_id, None)).writes == 0
