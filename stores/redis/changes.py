@@ -16,15 +16,15 @@ import logging
 from typing import Any
 
 from redis.asyncio.client import PubSub
-from redis.asyncio.cluster import RedisCluster
 
 from stores.changes import Change, ChangeFeed, cancel_task
-from stores.redis.client import RedisConnection, describe
+from stores.redis.client import Client, RedisConnection, describe, make_client
 from stores.redis.keys import user_prefix
 
 logger = logging.getLogger(__name__)
 
 READ_TIMEOUT_S = 0.1  # how long one read waits; (un)subscriptions are applied between reads
+LISTENER_CONNECT_TIMEOUT_S = 5.0
 
 
 class _Reconnected(asyncio.Event):
@@ -76,7 +76,10 @@ class RedisChangeFeed(ChangeFeed):
     async def _listen_loop(self) -> None:
         backoff = 0.1
         while not self._stopping():
-            pubsub: PubSub = self._conn.client.pubsub()
+            # its own client, outside the store's pool: a pub/sub connection is held for good,
+            # and the store's commands must keep every connection of their pool
+            client = make_client(self._conn.config, LISTENER_CONNECT_TIMEOUT_S)
+            pubsub: PubSub = client.pubsub()
             self._subscribed = set()
             reconnected = _Reconnected()
             try:
@@ -95,12 +98,12 @@ class RedisChangeFeed(ChangeFeed):
                 backoff = min(5.0, backoff * 2)
             finally:
                 try:
-                    await asyncio.shield(pubsub.aclose())
+                    await asyncio.shield(_close(pubsub, client))
                 except Exception as exc:  # the connection is already broken
                     logger.debug("closing the Redis change listener failed: %s", type(exc).__name__)
 
     async def _follow(self, pubsub: PubSub, reconnected: _Reconnected) -> None:
-        cluster = isinstance(self._conn.client, RedisCluster)
+        cluster = self._conn.cluster
         hooked = False
         while not self._stopping():
             await self._apply_subscriptions(pubsub, cluster)
@@ -150,3 +153,10 @@ class RedisChangeFeed(ChangeFeed):
             else:
                 await pubsub.unsubscribe(*gone)
             self._subscribed.difference_update(gone)
+
+
+async def _close(pubsub: PubSub, client: Client) -> None:
+    try:
+        await pubsub.aclose()
+    finally:
+        await client.aclose()
