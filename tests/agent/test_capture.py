@@ -386,3 +386,22 @@ async def test_no_capture_while_the_users_consent_cannot_be_read(
     finally:
         fresh_redis_server.process.send_signal(signal.SIGCONT)
         await store.aclose()
+
+
+async def test_off_mode_captures_nothing_and_offers_only_recall(
+    mem_store: UserStore, capture_llm: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    capture_llm.capture_responder = lambda body: operations(remember("fact", "dog", "Rex"))
+    scripted = ScriptedLLM([["Nice."]])
+    with user_session(ALICE) as alice:
+        agent = MemoryAgent(mem_store, settings=background(capture_llm, memory_capture="off"))
+        async with AgentSession(llm=scripted, vad=None, turn_handling=TEXT_TURNS) as session:
+            await session.start(agent)
+            await session.run(user_input="My dog is called Rex")
+        await agent.aclose(5)
+
+    assert agent.capture is None and capture_llm.capture_requests == []
+    assert scripted.tool_names[0] == ["recall"]
+    assert await mem_store.memories.list(alice) == []
+    monkeypatch.delenv("MEMORY_CAPTURE")
+    assert Settings(_env_file=None).memory_capture == "background"  # type: ignore[call-arg]
