@@ -116,6 +116,14 @@ def _one_line(exc: BaseException) -> str:
 
 
 async def _open(url: str, role: str, settings: Settings) -> UserStore:
+    if role == "source" and urlsplit(url).scheme.lower() == "sqlite":
+        from stores.sqlite.location import parse_url
+
+        path = parse_url(url).path
+        if not path.is_file():  # opening would create an empty store and "copy" nothing
+            raise StoreError(
+                f"the source SQLite file {path} does not exist; check SRC_URL (sqlite:///./data/memory.db)"
+            )
     try:
         store = await open_store(url, settings=settings)
     except TimeoutError:

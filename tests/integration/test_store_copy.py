@@ -187,6 +187,7 @@ def test_copy_killed_half_way_completes_on_rerun(tmp_path: Path, empty_postgres_
 
 def test_bad_urls_and_unreachable_servers_fail_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = _sqlite_url(tmp_path, "a.db")
+    asyncio.run(_seed(source, 1))
     for destination in (
         "ftp://example.com/store",
         "postgresql://app:hunter2-secret@127.0.0.1:1/app",
@@ -197,14 +198,19 @@ def test_bad_urls_and_unreachable_servers_fail_in_one_line(tmp_path: Path, capsy
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: "), err
         assert "hunter2-secret" not in out + err
+        assert destination.split("://")[0] in err or "127.0.0.1" in err  # it names the destination
     code, _, err = _copy(capsys, source, source)
     assert code == 2 and "the same store" in err
     code, _, err = _copy(capsys, "memory://", source)
     assert code == 2 and "memory://" in err
+    code, _, err = _copy(capsys, _sqlite_url(tmp_path, "typo.db"), _sqlite_url(tmp_path, "b.db"))
+    assert code == 1 and "typo.db does not exist" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "typo.db").exists()
 
 
 def test_destination_with_a_newer_schema_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source, destination = _sqlite_url(tmp_path, "a.db"), tmp_path / "newer.db"
+    asyncio.run(_seed(source, 1))
     with sqlite3.connect(destination) as conn:
         conn.execute("CREATE TABLE schema_version (v INTEGER PRIMARY KEY)")
         conn.execute("INSERT INTO schema_version (v) VALUES (999)")
@@ -225,6 +231,7 @@ def test_newer_postgres_schema_is_refused(
             )
 
     asyncio.run(migrate_then_claim_a_newer_version())
+    asyncio.run(_seed(_sqlite_url(tmp_path, "a.db"), 1))
     code, _, err = _copy(capsys, _sqlite_url(tmp_path, "a.db"), empty_postgres_url)
     assert code == 1
     assert len(err.strip().splitlines()) == 1 and "schema version 9999, newer than this memory-agent" in err
