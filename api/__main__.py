@@ -37,8 +37,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from api import create_app
     from api.auth import auth_config_problem
+    from api.devlogin import DevLoginRefused, prepare_dev_login
     from stores import startup_problem
 
+    try:  # first: with API_DEV_LOGIN on a local machine the app is its own token issuer
+        settings = prepare_dev_login(settings, warn=False)  # create_app warns
+    except DevLoginRefused as exc:
+        print(f"memory-agent api: cannot start: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     problem = auth_config_problem(settings)
     if problem is not None:
         print(f"memory-agent api: cannot start: {problem}", file=sys.stderr)
@@ -50,14 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
     host = getattr(args, "host", None) or settings.api_host
     port = getattr(args, "port", None) or settings.api_port
-    from api.devlogin import DevLoginRefused
-
-    try:
-        app = create_app(settings)
-    except DevLoginRefused as exc:
-        print(f"memory-agent api: cannot start: {exc}", file=sys.stderr)
-        return 2
-    uvicorn.run(app, host=host, port=port, proxy_headers=True, log_level="info")
+    uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=True, log_level="info")
     return 0
 
 

@@ -43,8 +43,11 @@ def is_local_url(url: str) -> bool:
         return False
 
 
-def prepare_dev_login(settings: Settings) -> Settings:
-    """`settings` ready for dev tokens (unchanged when API_DEV_LOGIN is off); DevLoginRefused if unsafe."""
+def prepare_dev_login(settings: Settings, *, warn: bool = True) -> Settings:
+    """`settings` ready for dev tokens (unchanged when API_DEV_LOGIN is off); DevLoginRefused if unsafe.
+
+    Idempotent: prepared settings come back unchanged.
+    """
     if not settings.api_dev_login:
         return settings
     if settings.supabase_url and not is_local_url(settings.supabase_url):
@@ -56,7 +59,10 @@ def prepare_dev_login(settings: Settings) -> Settings:
         raise DevLoginRefused(
             "API_DEV_LOGIN=true is refused because PUBLIC_BASE_URL is not a local address: it is for development only"
         )
-    logger.warning("API_DEV_LOGIN is on: whoever reaches this server can sign in as any identity (development only)")
+    if warn:
+        logger.warning(
+            "API_DEV_LOGIN is on: whoever reaches this server can sign in as any identity (development only)"
+        )
     update: dict[str, object] = {}
     if not settings.supabase_url:
         update["supabase_url"] = (settings.public_base_url or DEV_ISSUER_BASE).rstrip("/")

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
+import httpx
 import pytest
 
 from api import create_app
 from api.devlogin import DevLoginRefused, is_local_url
 from memory.identity import identity_to_uuid
 from memory.settings import Settings
+from tests.fixtures.postgres_servers import free_port
 from tests.http.conftest import RunningApp, Tokens, new_user, serve
+from tests.http.test_cli import env as cli_env
 
 
 async def test_the_page_and_its_files_are_served_without_sign_in(api: RunningApp) -> None:
@@ -119,3 +127,59 @@ async def test_the_page_only_talks_to_the_api_supabase_and_livekit(settings_fact
         "https://demo.livekit.cloud",
     ]
     assert page.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_the_documented_local_run_serves_the_page_with_the_dev_login(tmp_path: Path) -> None:
+    """`API_DEV_LOGIN=true python -m api` with nothing else configured (docs/inspector.md)."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "api",
+        "serve",
+        "--port",
+        str(port),
+        env=cli_env(API_DEV_LOGIN="true"),
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            for _ in range(300):
+                try:
+                    page = await client.get("/")
+                    break
+                except httpx.TransportError:
+                    if process.returncode is not None:
+                        break
+                    await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("the API did not start within 30 s")
+            assert process.returncode is None, "the API exited during startup"
+            assert page.status_code == 200 and "Memory inspector" in page.text
+            token = (await client.post("/dev-login", json={})).json()["access_token"]
+            me = await client.get("/me", headers={"Authorization": f"Bearer {token}"})
+            assert me.status_code == 200 and me.json()["user_id"] == identity_to_uuid("developer@localhost")
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)
+        output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 0, output.decode(errors="replace")
+    assert output.decode().count("API_DEV_LOGIN is on") == 1
+    assert (tmp_path / "data" / "memory-agent.db").exists()  # the default embedded store
+
+
+async def test_python_m_api_refuses_the_dev_login_for_a_real_project(tmp_path: Path) -> None:
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "api", "serve", "--port", str(free_port())],
+        env=cli_env(API_DEV_LOGIN="true", SUPABASE_URL="https://abcd.supabase.co"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "API_DEV_LOGIN=true is refused because SUPABASE_URL is not a local address" in result.stderr
+    assert not (tmp_path / "data").exists()  # refused before touching the store
