@@ -35,6 +35,7 @@ from tests.fixtures.redis_servers import DurableRedisServer, RedisServer
 CALLS = 150
 POOL_MAX = 10  # the Postgres default (`pool_max`)
 REDIS_MAX = 10  # `max_connections` in the Redis URL
+OUR_LOGGERS = ("memory_agent", "stores", "agent", "api")
 
 
 @contextlib.asynccontextmanager
@@ -149,7 +150,7 @@ async def test_150_calls_on_postgres_share_one_pool(
             await eventually(lambda: _is_zero(store_connections), within=10, what="the store's connections to close")
         assert not _holders.get(asyncio.get_running_loop())
         await check_every_call_stored(url, calls)
-        assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text[-3000:]
+        assert not our_errors(caplog), caplog.text[-3000:]
     finally:
         postgres_server.drop_database(database)
 
@@ -173,7 +174,12 @@ async def test_150_calls_on_redis_stay_within_the_pool(
         assert 0 < sampler.peak <= REDIS_MAX, f"{sampler.peak} client connections for {CALLS} calls"
         await eventually(lambda: _is_zero(store_connections), within=10, what="the store's connections to close")
     await check_every_call_stored(url, calls)
-    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text[-3000:]
+    assert not our_errors(caplog), caplog.text[-3000:]
+
+
+def our_errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """ERROR records of our own loggers (a call failed, a write was lost); the framework's are not ours to judge."""
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith(OUR_LOGGERS)]
 
 
 async def _is_zero(count: Callable[[], Awaitable[int]]) -> bool:
