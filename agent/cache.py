@@ -101,7 +101,7 @@ class SessionMemories:
                 entries.pop(change.key, None)
             else:
                 entries[change.key] = change.memory
-        self._entries = entries
+        self._entries = entries if self.stopped is None else {}  # erased while loading: hold nothing
         self._changes.clear()
         self._enabled = profile.memory_enabled if profile else self.store.profiles.default_memory_enabled
         self.load_error = None

@@ -138,6 +138,14 @@ async def run_call(ctx: JobContext, settings: Settings | None = None) -> AgentSe
     memories.start_loading()  # in parallel with the profile look-up
     # a store that is not open fails this at once (the write is queued); an open one gets the whole wait
     first_login = await _ensure_profile(resources.store, user_id, participant.identity, memories.writes)
+    if resources.follower.erased.is_set():
+        # DELETE /me arrived while the call was being set up: the profile just ensured must go too
+        try:
+            await resources.store.forget_user(user_id, announce=False)
+        except Exception as exc:
+            logger.error("repeating the erase of user %s failed (%s)", user_id, type(exc).__name__)
+        ctx.shutdown(reason="the user erased their data")
+        return None
     if not await memories.wait_loaded(GREETING_LOAD_TIMEOUT if store_ready else 0.0):
         logger.warning(
             "memories of user %s not loaded within %.0fs; greeting without them", user_id, GREETING_LOAD_TIMEOUT
