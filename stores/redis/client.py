@@ -44,7 +44,7 @@ _UNAVAILABLE = (
 
 
 DEFAULT_OP_TIMEOUT = 5.0
-FEED_CONNECTIONS = 1  # the change feed's one pub/sub connection per store
+FEED_CONNECTIONS = 1  # the change feed's one pub/sub connection per store (its own client)
 
 
 def make_client(config: RedisUrl, connect_timeout: float, op_timeout: float = DEFAULT_OP_TIMEOUT) -> Client:
@@ -87,8 +87,8 @@ class RedisConnection:
         self.cluster = isinstance(client, RedisCluster)
         self.thread_ttl = config.thread_ttl or 0
         # redis-py's pools raise when exhausted; callers past the pool size wait here instead.
-        # One connection of the pool is left to the change feed's pub/sub (stores/redis/changes.py),
-        # so commands and the feed together stay within max_connections.
+        # One connection of max_connections is left to the change feed's pub/sub client
+        # (stores/redis/changes.py), so commands and the feed together stay within it.
         self._slots = asyncio.Semaphore(max(1, config.max_connections - FEED_CONNECTIONS))
         self.closed = False
         self._scripts: dict[str, AsyncScript] = {
