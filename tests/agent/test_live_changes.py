@@ -21,7 +21,7 @@ from tests.agent.helpers import eventually, everything_sent, fake_call, until
 from tests.fakes.scripted_llm import ScriptedLLM
 
 WITHIN = 5.0  # generous (shared machine); the 1 s p95 claim is measured in bench/change_feed.py
-BACKENDS = ["memory", "sqlite", "redis", "postgres"]
+BACKENDS = ["memory", "sqlite", "redis", "redis_cluster", "postgres"]
 
 
 @pytest.fixture(params=BACKENDS)
