@@ -21,6 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 _BLOCK = re.compile(r"```(?:bash|sh|shell|console)\n(.*?)```", re.S)
+_ENV_PREFIX = re.compile(r"^([A-Z][A-Z0-9_]*=\S*\s+)+")  # `API_DEV_LOGIN=true python -m api`: the command
 _COMMAND = re.compile(r"^(bash|python|\.venv/bin/|uv |lk |curl |npm |psql )")
 
 COLLECTED = "collected: test_documented_pytest_selections_collect_tests"
@@ -44,6 +45,10 @@ EXERCISED: list[tuple[str, str]] = [
     ),
     (r"python -m agent download-files\b", "tests/agent/test_cli.py::test_download_files_needs_nothing"),
     (r"curl .*\$\(python -m api token .*/me/export", "tests/http/test_cli.py::test_dev_token_is_accepted_by_the_api"),
+    (
+        r"python -m api$",
+        "tests/http/test_inspector_page.py::test_the_documented_local_run_serves_the_page_with_the_dev_login",
+    ),
     (r"python -m api token\b", "tests/http/test_cli.py::test_dev_token_is_accepted_by_the_api"),
     (r"python -m api( serve)?\b", "tests/http/test_cli.py::test_python_m_api_serves_and_stops_cleanly"),
     (
@@ -70,13 +75,14 @@ def documented_commands() -> list[tuple[str, str]]:
     for page in PAGES:
         for block in _BLOCK.findall(page.read_text()):
             for line in block.replace("\\\n", " ").splitlines():
-                command = line.split(" #", 1)[0].strip()
+                command = _ENV_PREFIX.sub("", line.split(" #", 1)[0].strip())
                 if _COMMAND.match(command):
                     found.append((str(page.relative_to(ROOT)), re.sub(r"\s+", " ", command)))
     return found
 
 
 def how_exercised(command: str) -> str | None:
+    command = command.removeprefix(".venv/bin/") if " -m bench." not in command else command
     for pattern, how in EXERCISED:
         if re.match(pattern, command):
             return how
