@@ -91,6 +91,17 @@ DEFAULT_OP_TIMEOUT = 5.0
 
 
 @functools.lru_cache(maxsize=4096)  # checked on every call: parse each active user once
+def lock_user(user_id: str) -> Statement:
+    """The first statement of a write that touches a user's memory trail: one lock per user.
+
+    Concurrent writes of one user otherwise trim the audit trail's oldest rows in
+    different orders and deadlock; taking this transaction-level advisory lock before
+    touching any row makes them take turns (a user's memory writes are few), and keeps
+    the trail at exactly its bound.
+    """
+    return ("select pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"memory-agent:user:{user_id}"])
+
+
 def is_canonical_uuid(user_id: str) -> bool:
     """True for a lower-case hyphenated UUID, the only form `auth.uid()` can return."""
     try:

@@ -17,7 +17,7 @@ from memory.ranking import (
     unpack_fields,
 )
 from stores.base import ChangeNote, MemoryStore, ProfileStore
-from stores.postgres.db import Database
+from stores.postgres.db import Database, lock_user
 from stores.postgres.search_index import BAND, CANDIDATES, POSTINGS, read_postings, reindex_statements
 
 _MEMORY_COLUMNS = "id, user_id, category, key, value, source, created_at, updated_at, thread_id, item_id"
@@ -212,6 +212,7 @@ class PostgresMemoryStore(MemoryStore):
         }
         rows = await self._db.run(
             user_id,
+            lock_user(user_id),
             (_TRIM_BEFORE_ONE, params),
             (_UPSERT_MEMORY, params),
             *reindex_statements(user_id, category, key, value, epoch_us(now)),
@@ -259,6 +260,7 @@ class PostgresMemoryStore(MemoryStore):
         }
         await self._db.run(
             user_id,
+            lock_user(user_id),
             ("delete from public.memory_changes where user_id = %s", [user_id]),
             (_REPLACE_HISTORY, {"user": user_id, **columns}),
         )
@@ -279,12 +281,14 @@ class PostgresMemoryStore(MemoryStore):
     ) -> bool:
         # its postings go by the cascade
         params = {**_note(user_id, change), "category": category, "key": key, "before": updated_before}
-        return bool(await self._db.run(user_id, (_TRIM_BEFORE_ONE, params), (_DELETE_MEMORY, params)))
+        statements = (lock_user(user_id), (_TRIM_BEFORE_ONE, params), (_DELETE_MEMORY, params))
+        return bool(await self._db.run(user_id, *statements))
 
     async def _delete_from(self, user_id: str, thread_id: str, change: ChangeNote) -> int:
         # their postings go by the cascade
         params = {**_note(user_id, change), "thread": thread_id}
-        rows = await self._db.run(user_id, (_DELETE_FROM_THREAD, params), (_COUNT_FORGOTTEN, params))
+        statements = (lock_user(user_id), (_DELETE_FROM_THREAD, params), (_COUNT_FORGOTTEN, params))
+        rows = await self._db.run(user_id, *statements)
         return int(rows[0][0])
 
     async def _search(self, user_id: str, terms: list[str], limit: int) -> list[Memory]:

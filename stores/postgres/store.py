@@ -6,7 +6,7 @@ import logging
 
 from stores.base import UserStore
 from stores.postgres.changes import PostgresChangeFeed
-from stores.postgres.db import Database, Params, Row
+from stores.postgres.db import Database, Params, Row, lock_user
 from stores.postgres.people import PostgresMemoryStore, PostgresProfileStore
 from stores.postgres.threads import PostgresThreadStore
 
@@ -69,7 +69,7 @@ class PostgresStore(UserStore):
         return await self._db.run(user_id, (query, params))
 
     async def _forget_user(self, user_id: str) -> None:
-        await self._db.run(user_id, *((statement, [user_id]) for statement in _FORGET_USER))
+        await self._db.run(user_id, lock_user(user_id), *((statement, [user_id]) for statement in _FORGET_USER))
         if self.erase_vacuum:
             await self.vacuum()
 

@@ -116,3 +116,24 @@ async def test_forget_from_records_one_forget_per_memory_of_that_conversation(st
         "thr_1",
         "msg_1",
     )
+
+
+async def test_concurrent_writes_past_the_bound_all_succeed_and_keep_exactly_the_bound(
+    store: UserStore, user_a: str
+) -> None:
+    """A busy user past 1,000 changes: writers trimming the trail at once must not deadlock or overshoot."""
+    for start in range(0, MAX_MEMORY_CHANGES, 100):
+        batch = range(start, start + 100)
+        await asyncio.gather(*(store.memories.remember(user_a, "fact", f"k{i}", "v") for i in batch))
+
+    for round_ in range(4):  # updates, new keys and forgets, 16 at a time
+        await asyncio.gather(
+            *(store.memories.remember(user_a, "fact", f"k{i}", f"round {round_}") for i in range(8)),
+            *(store.memories.remember(user_a, "goal", f"g{round_}-{i}", "new") for i in range(4)),
+            *(store.memories.forget(user_a, "fact", f"k{100 + 4 * round_ + i}") for i in range(4)),
+        )
+
+    history = await store.memories.history(user_a, limit=MAX_MEMORY_CHANGES * 2)
+    assert len(history) == MAX_MEMORY_CHANGES
+    assert [m.value for m in await store.memories.list(user_a, "fact") if m.key == "k0"] == ["round 3"]
+    assert sum(1 for c in history if c.op == "forget") == 16
