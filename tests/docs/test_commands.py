@@ -20,7 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-_BLOCK = re.compile(r"```(?:bash|sh|shell|console)\n(.*?)```", re.S)
+_SHELL_TAGS = {"", "bash", "sh", "shell", "console"}
 _ENV_PREFIX = re.compile(r"^([A-Z][A-Z0-9_]*=\S*\s+)+")  # `API_DEV_LOGIN=true python -m api`: the command
 _COMMAND = re.compile(r"^(bash|python|\.venv/bin/|uv |lk |curl |npm |psql )")
 
@@ -69,11 +69,29 @@ EXERCISED: list[tuple[str, str]] = [
 ]
 
 
+def shell_blocks(text: str) -> list[str]:
+    """The bodies of fenced blocks tagged bash/sh/shell/console or untagged (pairs fences line by line)."""
+    blocks: list[str] = []
+    body: list[str] | None = None
+    shell = False
+    for line in text.splitlines():
+        fence = line.strip()
+        if body is None and fence.startswith("```"):
+            body, shell = [], fence[3:].strip() in _SHELL_TAGS
+        elif body is not None and fence == "```":
+            if shell:
+                blocks.append("\n".join(body))
+            body = None
+        elif body is not None:
+            body.append(line)
+    return blocks
+
+
 def documented_commands() -> list[tuple[str, str]]:
     """(page, command) for every command line in a shell block; continuation lines joined."""
     found: list[tuple[str, str]] = []
     for page in PAGES:
-        for block in _BLOCK.findall(page.read_text()):
+        for block in shell_blocks(page.read_text()):
             for line in block.replace("\\\n", " ").splitlines():
                 command = _ENV_PREFIX.sub("", line.split(" #", 1)[0].strip())
                 if _COMMAND.match(command):
