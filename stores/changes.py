@@ -302,3 +302,39 @@ async def cancel_task(task: asyncio.Task[None] | None) -> None:
 
 
 __all__ = ["Change", "ChangeFeed", "ChangeKind", "Subscription", "cancel_task", "channel_digest"]
+
+
+class ListenerFeed(ChangeFeed):
+    """A feed whose transport is one background listener over the wanted users' channels (Redis, Postgres).
+
+    Subclasses name each user's channel and run the listen loop; subscribing and
+    unsubscribing only edit `_channels` and wake the loop, which (re)subscribes itself.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._channels: dict[str, str] = {}  # channel -> user id, wanted
+        self._task: asyncio.Task[None] | None = None
+        self._wakeup = asyncio.Event()
+
+    def _channel(self, user_id: str) -> str:
+        raise NotImplementedError
+
+    async def _listen_loop(self) -> None:
+        raise NotImplementedError
+
+    def _listen(self, user_id: str) -> None:
+        self._channels[self._channel(user_id)] = user_id
+        self._wakeup.set()
+        if self._task is None or self._task.done():
+            name = f"{self.kind.lower()}-change-listener"
+            self._task = asyncio.get_running_loop().create_task(self._listen_loop(), name=name)
+
+    def _unlisten(self, user_id: str) -> None:
+        self._channels.pop(self._channel(user_id), None)
+        self._wakeup.set()
+
+    async def _stop(self) -> None:
+        task, self._task = self._task, None
+        self._wakeup.set()  # the loop also checks `_closed`: a driver may swallow the cancellation
+        await cancel_task(task)

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg import AsyncConnection, sql
 
-from stores.changes import Change, ChangeFeed, cancel_task, channel_digest
+from stores.changes import Change, ListenerFeed, channel_digest
 from stores.errors import scrub
 from stores.postgres.config import TRANSACTION_POOLER_PORT, parse_url
 from stores.postgres.db import Database
@@ -45,7 +45,7 @@ def _port(url: str) -> int | None:
         return None
 
 
-class PostgresChangeFeed(ChangeFeed):
+class PostgresChangeFeed(ListenerFeed):
     kind = "Postgres"
 
     def __init__(self, db: Database, url: str, connect_timeout: float = 5.0) -> None:
@@ -53,9 +53,6 @@ class PostgresChangeFeed(ChangeFeed):
         self._db = db
         self._url = url
         self._connect_timeout = connect_timeout
-        self._channels: dict[str, str] = {}  # channel -> user id, wanted
-        self._task: asyncio.Task[None] | None = None
-        self._wakeup = asyncio.Event()
         if _port(url) == TRANSACTION_POOLER_PORT:
             logger.warning(
                 "STORE_URL uses port %d (Supabase's transaction pooler), where LISTEN does not work: live calls "
@@ -66,20 +63,8 @@ class PostgresChangeFeed(ChangeFeed):
     async def _send(self, change: Change) -> None:
         await self._db.run(None, (_PUBLISH, [channel(change.user_id), change.payload()]))
 
-    def _listen(self, user_id: str) -> None:
-        self._channels[channel(user_id)] = user_id
-        self._wakeup.set()
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._listen_loop(), name="postgres-change-listener")
-
-    def _unlisten(self, user_id: str) -> None:
-        self._channels.pop(channel(user_id), None)
-        self._wakeup.set()
-
-    async def _stop(self) -> None:
-        task, self._task = self._task, None
-        self._wakeup.set()  # the loop also checks `_closed`: a driver may swallow the cancellation
-        await cancel_task(task)
+    def _channel(self, user_id: str) -> str:
+        return channel(user_id)
 
     async def _listen_loop(self) -> None:
         backoff = 0.1

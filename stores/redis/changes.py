@@ -17,7 +17,7 @@ from typing import Any
 
 from redis.asyncio.client import PubSub
 
-from stores.changes import Change, ChangeFeed, cancel_task
+from stores.changes import Change, ListenerFeed
 from stores.redis.client import Client, RedisConnection, describe, make_client
 from stores.redis.keys import user_prefix
 
@@ -39,16 +39,13 @@ def channel(user_id: str) -> str:
     return user_prefix(user_id) + "changes"
 
 
-class RedisChangeFeed(ChangeFeed):
+class RedisChangeFeed(ListenerFeed):
     kind = "Redis"
 
     def __init__(self, conn: RedisConnection) -> None:
         super().__init__()
         self._conn = conn
-        self._channels: dict[str, str] = {}  # channel -> user id, wanted
         self._subscribed: set[str] = set()  # channels the current connection subscribed
-        self._task: asyncio.Task[None] | None = None
-        self._wakeup = asyncio.Event()
 
     async def _send(self, change: Change) -> None:
         client: Any = self._conn.client
@@ -58,20 +55,8 @@ class RedisChangeFeed(ChangeFeed):
         else:
             await self._conn.run(client.publish(name, change.payload()))
 
-    def _listen(self, user_id: str) -> None:
-        self._channels[channel(user_id)] = user_id
-        self._wakeup.set()
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._listen_loop(), name="redis-change-listener")
-
-    def _unlisten(self, user_id: str) -> None:
-        self._channels.pop(channel(user_id), None)
-        self._wakeup.set()
-
-    async def _stop(self) -> None:
-        task, self._task = self._task, None
-        self._wakeup.set()  # the loop also checks `_closed`: a driver may swallow the cancellation
-        await cancel_task(task)
+    def _channel(self, user_id: str) -> str:
+        return channel(user_id)
 
     async def _listen_loop(self) -> None:
         backoff = 0.1
