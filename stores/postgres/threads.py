@@ -27,24 +27,25 @@ on conflict (user_id, id) do update set data = excluded.data
 """
 
 
-def _page_sql(table: str, scope: str, descending: bool, with_cursor: bool) -> str:
+def _page_sql(table: str, scope: str, key: str, descending: bool, with_cursor: bool) -> str:
     """A keyset page query built from constants only (no input reaches the SQL text).
 
-    The cursor row is looked up for the same user (and thread) by plain equality on the
-    whole primary key: an unknown or foreign cursor makes the row comparison NULL, so the
-    page is empty, never the first page again. Once the table has statistics (autovacuum
-    analyzes it after its first ~50 rows) the primary key index serves the lookup in a few
-    buffers; before that the planner may filter the thread through the keyset index, which
-    only matters while the table is still small. Row-comparison bounds on the key, which
-    force the primary key, are worse: Postgres 15 does not stop the scan at the upper row
-    bound, so every lookup read half of a long thread (7 ms at 100,000 items).
+    The cursor row is looked up for the same user (and thread): an unknown or foreign
+    cursor makes the row comparison NULL, so the page is empty, never the first page again.
+    The lookup is a primary-key range scan from the cursor's key, in key order, LIMIT 1:
+    with or without planner statistics (autovacuum may be off) only the primary key index
+    can serve that, and the scan ends at the first row. Plain equality is picked up by the
+    keyset index on tables without statistics (reading the whole thread), and a closed
+    range `>= key and <= key` is not stopped at its upper row bound by Postgres 15 (half
+    of a long thread per lookup: 7 ms at 100,000 items).
     """
     direction, op = ("desc", "<") if descending else ("asc", ">")
     cursor = ""
     if with_cursor:
         cursor = (
             f" and (r.sort_key, r.seq) {op} (select c.sort_key, c.seq from public.{table} c"
-            f" where {scope.replace('r.', 'c.')} and c.id = %(after)s)"
+            f" where {scope.replace('r.', 'c.')} and c.id = %(after)s"
+            f" and ({key}) >= ({_KEY_VALUES[key]}) order by {key} limit 1)"
         )
     return (
         f"select r.data from public.{table} r where {scope}{cursor}"
@@ -54,9 +55,12 @@ def _page_sql(table: str, scope: str, descending: bool, with_cursor: bool) -> st
 
 _THREAD_SCOPE = "r.user_id = %(user)s"
 _ITEM_SCOPE = "r.user_id = %(user)s and r.thread_id = %(thread)s"
+_THREAD_KEY = "c.user_id, c.id"
+_ITEM_KEY = "c.user_id, c.thread_id, c.id"
+_KEY_VALUES = {_THREAD_KEY: "%(user)s, %(after)s", _ITEM_KEY: "%(user)s, %(thread)s, %(after)s"}
 _KEYS = [(descending, cursor) for descending in (False, True) for cursor in (False, True)]
-_PAGE_THREADS = {key: _page_sql("chatkit_threads", _THREAD_SCOPE, *key) for key in _KEYS}
-_PAGE_ITEMS = {key: _page_sql("chatkit_items", _ITEM_SCOPE, *key) for key in _KEYS}
+_PAGE_THREADS = {key: _page_sql("chatkit_threads", _THREAD_SCOPE, _THREAD_KEY, *key) for key in _KEYS}
+_PAGE_ITEMS = {key: _page_sql("chatkit_items", _ITEM_SCOPE, _ITEM_KEY, *key) for key in _KEYS}
 
 # Thread, its attachments, and (by ON DELETE CASCADE) its items, in one statement.
 _DELETE_THREAD = """
