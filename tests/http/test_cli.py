@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import jwt
 
 from memory import identity_to_uuid
 from tests.fixtures.postgres_servers import free_port
+from tests.http.api_process import served_api
 from tests.http.conftest import HS256_SECRET, RunningApp
 from tests.http.fake_supabase import FakeSupabase
 
@@ -69,43 +68,16 @@ async def test_dev_token_needs_the_secret_and_url() -> None:
 
 
 async def test_python_m_api_serves_and_stops_cleanly(tmp_path: Path) -> None:
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "api",
-        "serve",
-        "--port",
-        str(port),
-        env=env(
-            STORE_URL=f"sqlite:///{tmp_path / 'store.db'}",
-            FILES_URL=f"file://{tmp_path / 'files'}",
-            SUPABASE_URL="https://example.supabase.co",
-        ),
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+    environment = env(
+        STORE_URL=f"sqlite:///{tmp_path / 'store.db'}",
+        FILES_URL=f"file://{tmp_path / 'files'}",
+        SUPABASE_URL="https://example.supabase.co",
     )
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            for _ in range(300):
-                try:
-                    response = await client.get("/healthz")
-                    break
-                except httpx.TransportError:
-                    if process.returncode is not None:
-                        break
-                    await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("the API did not start within 30 s")
-            assert process.returncode is None, "the API exited during startup"
-            assert response.status_code == 200 and response.json() == {"status": "ok"}
-            assert (await client.get("/me/export")).status_code == 401
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGINT)
-        output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
-    assert process.returncode == 0, output.decode(errors="replace")
+    async with served_api(environment, tmp_path) as api:
+        response = await api.client.get("/healthz")
+        assert response.status_code == 200 and response.json() == {"status": "ok"}
+        assert (await api.client.get("/me/export")).status_code == 401
+    assert api.returncode == 0, api.output
     assert (tmp_path / "files").is_dir()
 
 

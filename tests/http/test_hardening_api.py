@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
-import sys
 import warnings
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -19,7 +17,7 @@ from jwt.warnings import InsecureKeyLengthWarning
 from api.devtoken import mint_dev_token
 from memory.settings import Settings
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.fixtures.postgres_servers import free_port
+from tests.http.api_process import served_api
 from tests.http.conftest import (
     HS256_SECRET,
     RunningApp,
@@ -45,61 +43,38 @@ def _env(**values: str) -> dict[str, str]:
 
 async def test_served_port_links_work_and_signatures_stay_out_of_the_access_log(tmp_path: Path) -> None:
     """`python -m api serve --port N` hands out links on port N, and the access log never shows `sig`."""
-    port = free_port()
     supabase_url = "https://example.supabase.co"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "api",
-        "serve",
-        "--port",
-        str(port),
-        env=_env(
-            STORE_URL="memory://",
-            FILES_URL=f"file://{tmp_path / 'files'}",
-            SUPABASE_URL=supabase_url,
-            SUPABASE_JWT_SECRET=HS256_SECRET,
-        ),
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+    environment = _env(
+        STORE_URL="memory://",
+        FILES_URL=f"file://{tmp_path / 'files'}",
+        SUPABASE_URL=supabase_url,
+        SUPABASE_JWT_SECRET=HS256_SECRET,
     )
     settings = Settings(_env_file=None, supabase_url=supabase_url, supabase_jwt_secret=HS256_SECRET)  # type: ignore[call-arg,arg-type]
     token = mint_dev_token(settings, "carol@example.com")
     signatures: list[str] = []
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            for _ in range(300):
-                try:
-                    await client.get("/healthz")
-                    break
-                except httpx.TransportError:
-                    assert process.returncode is None, "the API exited during startup"
-                    await asyncio.sleep(0.1)
-            created = await client.post(
-                "/chatkit",
-                json={
-                    "type": "attachments.create",
-                    "params": {"name": "a.png", "size": len(PNG), "mime_type": "image/png"},
-                },
-                headers={"Authorization": f"Bearer {token}"},
-            )
-            assert created.status_code == 200, created.text
-            attachment = created.json()
-            upload_url = attachment["upload_descriptor"]["url"]
-            assert upload_url.startswith(f"http://127.0.0.1:{port}/files/"), upload_url
-            assert attachment["preview_url"].startswith(f"http://127.0.0.1:{port}/files/")
-            uploaded = await client.post(upload_url, files={"file": ("a.png", PNG, "image/png")})
-            assert uploaded.status_code == 200, uploaded.text
-            shown = await client.get(attachment["preview_url"])
-            assert shown.status_code == 200 and shown.content == PNG
-            for url in (upload_url, attachment["preview_url"]):
-                signatures.append(httpx.URL(url).params["sig"])
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGINT)
-        output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
-    log = output.decode(errors="replace")
+    async with served_api(environment, tmp_path) as api:
+        client, port = api.client, api.port
+        created = await client.post(
+            "/chatkit",
+            json={
+                "type": "attachments.create",
+                "params": {"name": "a.png", "size": len(PNG), "mime_type": "image/png"},
+            },
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert created.status_code == 200, created.text
+        attachment = created.json()
+        upload_url = attachment["upload_descriptor"]["url"]
+        assert upload_url.startswith(f"http://127.0.0.1:{port}/files/"), upload_url
+        assert attachment["preview_url"].startswith(f"http://127.0.0.1:{port}/files/")
+        uploaded = await client.post(upload_url, files={"file": ("a.png", PNG, "image/png")})
+        assert uploaded.status_code == 200, uploaded.text
+        shown = await client.get(attachment["preview_url"])
+        assert shown.status_code == 200 and shown.content == PNG
+        for url in (upload_url, attachment["preview_url"]):
+            signatures.append(httpx.URL(url).params["sig"])
+    log = api.output
     assert "/files/" in log and "sig=[redacted]" in log, log  # the access log still shows the request
     for signature in signatures:
         assert signature not in log

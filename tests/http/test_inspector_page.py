@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 
 from api import create_app
@@ -17,6 +15,7 @@ from api.devlogin import DevLoginRefused, is_local_url
 from memory.identity import identity_to_uuid
 from memory.settings import Settings
 from tests.fixtures.postgres_servers import free_port
+from tests.http.api_process import served_api
 from tests.http.conftest import RunningApp, Tokens, new_user, serve
 from tests.http.test_cli import env as cli_env
 
@@ -131,42 +130,14 @@ async def test_the_page_only_talks_to_the_api_supabase_and_livekit(settings_fact
 
 async def test_the_documented_local_run_serves_the_page_with_the_dev_login(tmp_path: Path) -> None:
     """`API_DEV_LOGIN=true python -m api` with nothing else configured (docs/inspector.md)."""
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "api",
-        "serve",
-        "--port",
-        str(port),
-        env=cli_env(API_DEV_LOGIN="true"),
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            for _ in range(300):
-                try:
-                    page = await client.get("/")
-                    break
-                except httpx.TransportError:
-                    if process.returncode is not None:
-                        break
-                    await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("the API did not start within 30 s")
-            assert process.returncode is None, "the API exited during startup"
-            assert page.status_code == 200 and "Memory inspector" in page.text
-            token = (await client.post("/dev-login", json={})).json()["access_token"]
-            me = await client.get("/me", headers={"Authorization": f"Bearer {token}"})
-            assert me.status_code == 200 and me.json()["user_id"] == identity_to_uuid("developer@localhost")
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGINT)
-        output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
-    assert process.returncode == 0, output.decode(errors="replace")
-    assert output.decode().count("API_DEV_LOGIN is on") == 1
+    async with served_api(cli_env(API_DEV_LOGIN="true"), tmp_path) as api:
+        page = await api.client.get("/")
+        assert page.status_code == 200 and "Memory inspector" in page.text
+        token = (await api.client.post("/dev-login", json={})).json()["access_token"]
+        me = await api.client.get("/me", headers={"Authorization": f"Bearer {token}"})
+        assert me.status_code == 200 and me.json()["user_id"] == identity_to_uuid("developer@localhost")
+    assert api.returncode == 0, api.output
+    assert api.output.count("API_DEV_LOGIN is on") == 1
     assert (tmp_path / "data" / "memory-agent.db").exists()  # the default embedded store
 
 
