@@ -13,6 +13,7 @@ import logging
 import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -683,6 +684,14 @@ class UserStore(ABC):
             if not page.has_more:
                 return items
             after = page.after
+
+    def erasing_in_bulk(self) -> AbstractAsyncContextManager[None]:
+        """A block whose erases may finish removing bytes together at its end (many forgets in a row).
+
+        SQLite rewrites its file after every erase (docs/erasure.md); inside this block it
+        rewrites once, when the block ends. Other backends have nothing to batch.
+        """
+        return nullcontext()
 
     async def forget_user(self, user_id: str, *, announce: bool = True) -> None:
         """Delete every row/key of the user (and their attachment bytes); touch no one else.

@@ -95,8 +95,9 @@ class Sweeper:
         forgotten = 0
         memories = self.store.memories
         async for batch in memories._stale(cutoff, self.batch):
-            for user_id, category, key in batch:
-                forgotten += await memories.forget_stale(user_id, category, key, cutoff)
+            async with self.store.erasing_in_bulk():  # one SQLite file rewrite per batch, not per memory
+                for user_id, category, key in batch:
+                    forgotten += await memories.forget_stale(user_id, category, key, cutoff)
             await asyncio.sleep(0)  # a sweep never hogs the loop between batches
         return forgotten
 
@@ -104,10 +105,11 @@ class Sweeper:
         deleted = 0
         threads = self.store.threads
         async for batch in threads._old_threads(codec.sort_key(cutoff), self.batch):
-            for user_id, thread_id, data in batch:
-                if is_voice_call(data):
-                    await threads.delete_thread(thread_id, {"user_id": user_id})  # attachments and bytes too
-                    deleted += 1
+            async with self.store.erasing_in_bulk():
+                for user_id, thread_id, data in batch:
+                    if is_voice_call(data):
+                        await threads.delete_thread(thread_id, {"user_id": user_id})  # attachments and bytes too
+                        deleted += 1
             await asyncio.sleep(0)
         return deleted
 

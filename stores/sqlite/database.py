@@ -22,13 +22,16 @@ import logging
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 
-from stores.errors import StoreError, StoreUnavailableError, closed_error, timeout_error
+from stores.errors import StoreError, StoreTimeoutError, StoreUnavailableError, closed_error, timeout_error
 from stores.sqlite import schema
 
 logger = logging.getLogger(__name__)
@@ -53,8 +56,21 @@ async def _on_thread(conn: aiosqlite.Connection, fn: Callable[..., T], *args: An
     return result
 
 
-def _transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T], erase: bool) -> T:
-    """Run `work` in one write transaction (on the connection's thread); `erase` then empties the WAL."""
+@dataclass
+class _Erasures:
+    """Writer-thread bookkeeping: erases committed, and how many of them the last file rewrite covered."""
+
+    committed: int = 0
+    compacted: int = 0
+    rewrites: int = 0  # file rewrites run so far (bursts of erases share one)
+
+
+# the Database whose erases inside `erasing_in_bulk` wait for one rewrite at the end
+_bulk_erasing: ContextVar[Database | None] = ContextVar("sqlite_bulk_erasing", default=None)
+
+
+def _transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T], erasures: _Erasures | None) -> T:
+    """Run `work` in one write transaction (on the connection's thread); counts it in `erasures` if given."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         result = work(conn)
@@ -63,9 +79,28 @@ def _transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], 
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    if erase:
-        checkpoint(conn)
+    if erasures is not None:
+        erasures.committed += 1
     return result
+
+
+def _compact_file(conn: sqlite3.Connection, erasures: _Erasures, upto: int) -> None:
+    """Rewrite the database file (VACUUM) and empty the WAL, unless a rewrite since erase `upto` did.
+
+    secure_delete zeroes the deleted rows themselves, but SQLite leaves stale copies of
+    rows in the unused middle of pages whose cells were moved when a page split or
+    merged, long before the delete: a byte scan finds them. Only rewriting every page
+    (VACUUM) removes those. The checkpoint then copies the rewritten pages over the old
+    ones and truncates the WAL. Erases queued before this call started are covered by
+    it, so a burst of erases costs one rewrite.
+    """
+    if erasures.compacted >= upto:
+        return
+    covered = erasures.committed
+    conn.execute("VACUUM")
+    erasures.rewrites += 1
+    if checkpoint(conn):
+        erasures.compacted = covered
 
 
 _CHECKPOINT_TRIES = 20
@@ -76,8 +111,7 @@ def checkpoint(conn: sqlite3.Connection) -> bool:
     """Copy the WAL into the database file and truncate it to zero bytes; False if a reader held it.
 
     The WAL keeps every page version written since the last checkpoint, deleted text
-    included; secure_delete zeroes deleted content in the pages the checkpoint copies
-    back, so after a full TRUNCATE checkpoint neither file holds erased bytes. A reader
+    included; after a full TRUNCATE checkpoint only the rewritten pages remain. A reader
     in another process may keep an old snapshot open for longer than busy_timeout:
     then the WAL is only partly reset, which is logged (the next erase retries).
     """
@@ -135,6 +169,7 @@ class Database:
         self._writer = writer
         self._reader = reader
         self._closed = False
+        self._erasures = _Erasures()  # touched only on the writer's thread
 
     @classmethod
     async def open(cls, path: Path, busy_timeout_ms: int, op_timeout: float = DEFAULT_OP_TIMEOUT) -> Database:
@@ -177,17 +212,58 @@ class Database:
     async def write(self, work: Callable[[sqlite3.Connection], T], *, erase: bool = False) -> T:
         """Run `work(conn)` as one atomic write transaction on the writer's thread.
 
-        `erase=True` for writes that delete a user's content: the WAL is then checkpointed
-        and truncated in the same queued call, so no file keeps the deleted text.
+        `erase=True` for writes that delete a user's content: before it returns, the file
+        is rewritten and the WAL emptied (`compact`), so no file keeps the deleted text.
+        Inside `erasing_in_bulk` that waits for the end of the block.
         """
         self._check_open()
+        erasures = self._erasures if erase else None
         try:
-            result = await asyncio.wait_for(_on_thread(self._writer, _transaction, work, erase), self.op_timeout)
+            result = await asyncio.wait_for(_on_thread(self._writer, _transaction, work, erasures), self.op_timeout)
         except TimeoutError:
             raise timeout_error(f"SQLite store {self.path}", self.op_timeout) from None
         except sqlite3.Error as exc:
             raise self._failure(exc) from None
+        if erase and _bulk_erasing.get() is not self:
+            await self.compact(self._erasures.committed)
         return result
+
+    @property
+    def rewrites(self) -> int:
+        """How many times an erase rewrote the file so far."""
+        return self._erasures.rewrites
+
+    async def compact(self, upto: int | None = None) -> None:
+        """Rewrite the file so no byte of erased data stays in it (see `_compact_file`).
+
+        `upto` is the count of committed erases that must be covered (default: all so far);
+        a rewrite that already covered them is not repeated.
+        """
+        self._check_open()
+        target = self._erasures.committed if upto is None else upto
+        if self._erasures.compacted >= target:
+            return
+        try:
+            await asyncio.wait_for(_on_thread(self._writer, _compact_file, self._erasures, target), self.op_timeout)
+        except TimeoutError:
+            raise StoreTimeoutError(
+                f"the data was deleted from the SQLite store {self.path}, but rewriting the file so that no copy "
+                f"of its bytes stays did not finish within STORE_OP_TIMEOUT={self.op_timeout:g}s (it goes on in "
+                "the background); raise STORE_OP_TIMEOUT for a file this large"
+            ) from None
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from None
+
+    @asynccontextmanager
+    async def erasing_in_bulk(self) -> AsyncIterator[None]:
+        """Erases inside the block share one file rewrite at its end (retention sweeps forget many things)."""
+        token = _bulk_erasing.set(self)
+        try:
+            yield
+        finally:
+            _bulk_erasing.reset(token)
+            if not self._closed:
+                await self.compact()
 
     async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work(conn)` on the reader's thread in one read transaction (one snapshot, one queued call)."""

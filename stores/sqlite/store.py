@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import AbstractAsyncContextManager
 
 from stores.base import UserStore
 from stores.errors import redact_url
@@ -35,6 +36,9 @@ class SqliteStore(UserStore):
                 conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (user_id,))
 
         await self._db.write(work, erase=True)
+
+    def erasing_in_bulk(self) -> AbstractAsyncContextManager[None]:
+        return self._db.erasing_in_bulk()
 
     async def _list_users(self) -> list[str]:
         rows = await self._db.fetch_all(_LIST_USERS)
