@@ -18,7 +18,7 @@ from memory.ranking import (
 )
 from stores.base import ChangeNote, MemoryStore, ProfileStore
 from stores.postgres.db import Database, lock_user
-from stores.postgres.search_index import BAND, CANDIDATES, POSTINGS, read_postings, reindex_statements
+from stores.postgres.search_index import CANDIDATES, POSTINGS, read_postings, reindex_statements
 
 _MEMORY_COLUMNS = "id, user_id, category, key, value, source, created_at, updated_at, thread_id, item_id"
 _CHANGE_COLUMNS = "id, user_id, at, op, category, key, memory_id, source, thread_id, item_id"
@@ -294,20 +294,18 @@ class PostgresMemoryStore(MemoryStore):
     async def _search(self, user_id: str, terms: list[str], limit: int) -> list[Memory]:
         if len(terms) > MAX_PACKED_TERMS:  # a very long query: rank from the postings themselves
             return await self._search_postings(user_id, terms, limit)
-        params = {"user": user_id, "terms": terms, "limit": limit, "band": BAND}
+        params = {"user": user_id, "terms": terms, "limit": limit}
         rows = await self._db.run(user_id, (_CANDIDATES, params))
         if not rows:
             return []
         count, with_postings, frequencies = rows[0][:3]
         weights = term_weights(count, dict(zip(with_postings, frequencies, strict=True)))
-        found: dict[tuple[str, str], Memory] = {}
-        candidates = []
-        for row in rows:
-            memory = _memory(row[4:])
-            found[(memory.category, memory.key)] = memory
-            fields = unpack_fields(row[3], len(terms))
-            candidates.append(Candidate((memory.category, memory.key), fields, epoch_us(memory.updated_at), memory.id))
-        return [found[ref] for ref in rank_candidates(candidates, terms, weights, limit)]
+        by_ref = {(row[6], row[7]): row for row in rows}  # the memory columns start at row[4]
+        candidates = [
+            Candidate(ref, unpack_fields(row[3], len(terms)), epoch_us(_utc(row[11])), row[4])
+            for ref, row in by_ref.items()
+        ]
+        return [_memory(by_ref[ref][4:]) for ref in rank_candidates(candidates, terms, weights, limit)]
 
     async def _search_postings(self, user_id: str, terms: list[str], limit: int) -> list[Memory]:
         rows = await self._db.run(user_id, (POSTINGS, {"user": user_id, "terms": terms}))

@@ -12,11 +12,6 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from memory.ranking import (
-    CATEGORY_WEIGHT,
-    FIELD_CATEGORY,
-    FIELD_KEY,
-    KEY_WEIGHT,
-    VALUE_WEIGHT,
     Posting,
     epoch_us,
     index_terms,
@@ -35,42 +30,46 @@ POSTINGS = """
 select (select n from public.memory_counts where user_id = %(user)s), term, category, key, field, updated_us, id
 from public.memory_terms where user_id = %(user)s and term = any(%(terms)s::text[])
 """
-# One round trip: the terms' postings scored in SQL (approximately: sum order and ln()
-# are the server's), then only the memories that can be in the top `limit` (a band
-# below the k-th score, at most `limit` per field pattern) with their field patterns
-# packed 2 bits per term, the exact document frequencies and the memory count, from
-# which Python ranks exactly (memory.ranking.rank_candidates).
-BAND = 1e-6
-CANDIDATES = f"""
-with hits as materialized (
-  select term, category, key, field, updated_us, id from public.memory_terms
+# One round trip reading only the postings that can reach the top `limit` (the argument
+# is in stores/sqlite/search.py):
+# - the first `limit` postings of each term in the order (field desc, updated desc, id),
+#   read from the index memory_terms_best (sql/0008);
+# - the memories holding two or more of the terms (one grouping pass over the terms'
+#   postings, cheaper here than a primary-key probe per posting).
+# Each candidate comes with its memory row and its field per term packed 2 bits per term,
+# with the exact document frequencies and the memory count, from which Python ranks
+# exactly (memory.ranking.rank_candidates). The lateral subqueries' LIMIT keeps the
+# generic plan on index lookups.
+CANDIDATES = """
+with df as materialized (
+  select term, count(*) as df from public.memory_terms
   where user_id = %(user)s and term = any(%(terms)s::text[])
-), df as (
-  select term, count(*) as df from hits group by term
-), total as (
-  select coalesce((select n from public.memory_counts where user_id = %(user)s), 0)::float8 as n
-), w as (
-  select df.term, ln(1.0::float8 + total.n / df.df::float8) as idf,
-         array_position(%(terms)s::text[], df.term) - 1 as pos
-  from df, total
-), scored as materialized (
-  select h.category, h.key, max(h.id) as id, max(h.updated_us) as updated_us,
-         sum(h.field::bigint << (2 * w.pos)) as packed,
-         sum(w.idf * case h.field when {FIELD_KEY} then {KEY_WEIGHT}::float8
-                                  when {FIELD_CATEGORY} then {CATEGORY_WEIGHT}::float8
-                                  else {VALUE_WEIGHT}::float8 end) as score
-  from hits h join w on w.term = h.term
-  group by h.category, h.key
-), kth as (
-  select score from scored order by score desc limit 1 offset %(limit)s - 1
-), band as (
-  select s.*, row_number() over (partition by packed order by updated_us desc, id collate "C") as place
-  from scored s where score >= coalesce((select score from kth), '-Infinity'::float8) - %(band)s
+  group by term
+), shared as (
+  select category, key from public.memory_terms
+  where user_id = %(user)s and term = any(%(terms)s::text[]) and cardinality(%(terms)s::text[]) > 1
+  group by category, key having count(*) > 1
+), best as (
+  select t.category, t.key from df cross join lateral (
+    select category, key from public.memory_terms
+    where user_id = %(user)s and term = df.term
+    order by field desc, updated_us desc, id collate "C"
+    limit %(limit)s
+  ) t
+), candidates as (
+  select category, key from shared union select category, key from best
 )
-select (select n from total)::bigint, (select array_agg(term order by term) from df),
-       (select array_agg(df order by term) from df), b.packed, {{columns}}
-from band b join public.memories m on m.user_id = %(user)s and m.category = b.category and m.key = b.key
-where b.place <= %(limit)s
+select (select n from public.memory_counts where user_id = %(user)s), (select array_agg(term order by term) from df),
+       (select array_agg(df order by term) from df), f.packed, {columns}
+from candidates c
+cross join lateral (
+  select * from public.memories m where m.user_id = %(user)s and m.category = c.category and m.key = c.key limit 1
+) m
+cross join lateral (
+  select sum(p.field::bigint << (2 * (array_position(%(terms)s::text[], p.term) - 1))) as packed
+  from public.memory_terms p
+  where p.user_id = %(user)s and p.term = any(%(terms)s::text[]) and p.category = c.category and p.key = c.key
+) f
 """
 _COPY_POSTINGS = "copy public.memory_terms (user_id, term, category, key, field, updated_us, id) from stdin"
 _BATCH = 2000

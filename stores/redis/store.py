@@ -336,7 +336,7 @@ class RedisMemoryStore(MemoryStore):
             await self._conn.script("index_memories", [keys.memories, keys.memory_index], [keys.prefix, "1"])
 
 
-_BAND = 1e-6  # see stores.sqlite.search.BAND
+_BAND = 1e-6  # wider than any float difference between Lua and Python, narrower than a real score gap
 _INDEX_BATCH = 5000  # script arguments per call while indexing older memories
 
 

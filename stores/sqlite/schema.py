@@ -167,6 +167,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX changes_at ON changes (at)",
     ),
+    # version 6 (issue 12): each term's postings in ranking order (stores.sqlite.search reads the first `limit`)
+    ("CREATE INDEX memory_terms_best ON memory_terms (user_id, term, field DESC, updated_us DESC, id)",),
 )
 
 USER_TABLES: tuple[tuple[str, str], ...] = (

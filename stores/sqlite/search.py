@@ -1,81 +1,82 @@
-"""Indexed memory search in SQLite: the ranker's arithmetic runs in SQL, Python only orders a handful.
+"""Indexed memory search in SQLite: read only the postings that can reach the top, rank them in Python.
 
-One read transaction: the memory count and each query term's document frequency,
-then one grouped query over the terms' postings that scores every matching memory
-and returns only those that can be in the top `limit` (a band below the k-th score,
-at most `limit` per distinct field pattern), with their fields packed into one
-integer. `memory.ranking.rank_candidates` then orders those exactly as `rank` would.
+A memory's score is the sum of what each query term adds for the field it appears in
+(`memory.ranking`), and every term adds a positive amount. So a memory holding ONE
+query term ranks below every other posting of that term that comes first in the
+order (field desc, updated desc, id): each of those scores at least as much and wins
+the tie-break. The top `limit` of the whole query are therefore among
+- the first `limit` postings of each term in that order, and
+- the memories holding two or more of the terms,
+and nothing else needs reading. Memories holding several terms are found by walking
+the postings of all terms but the most frequent one and probing the primary key for
+a later term; aggregating every posting (the obvious GROUP BY) costs far more once a
+common word has thousands of them. `memory.ranking.rank_candidates` then orders the
+candidates exactly as `rank` orders all memories, with the exact document frequencies.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
 
-from memory.ranking import (
-    FIELD_CATEGORY,
-    FIELD_KEY,
-    FIELD_VALUE,
-    Candidate,
-    rank_candidates,
-    term_weights,
-    unpack_fields,
-)
-
-BAND = 1e-6  # far wider than any float difference, far narrower than a real score gap
+from memory.ranking import Candidate, rank_candidates, term_weights
 
 Ref = tuple[str, str]
 
 
-def _candidates_sql(count: int) -> str:
-    """The scoring query for `count` terms, built from constants only (terms and weights are parameters)."""
-    names = ", ".join(f":t{i}" for i in range(count))
-    packed = " ".join(f"WHEN :t{i} THEN field * {4**i}" for i in range(count))
-    score = "0.0"
-    for i in range(count):
-        weight = (
-            f"CASE field WHEN {FIELD_KEY} THEN :w{i}_{FIELD_KEY} WHEN {FIELD_CATEGORY} THEN :w{i}_{FIELD_CATEGORY} "
-            f"ELSE :w{i}_{FIELD_VALUE} END"
-        )
-        score = f"({score} + COALESCE(MAX(CASE WHEN term = :t{i} THEN {weight} END), 0.0))"
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+def _best_postings_sql() -> str:
+    # the primary key (user_id, term, ...) finds the term's postings; SQLite keeps only `limit` while sorting
+    return (
+        "SELECT category, key, field, updated_us, id FROM memory_terms WHERE user_id = ? AND term = ? "
+        "ORDER BY field DESC, updated_us DESC, id LIMIT ?"
+    )
+
+
+def _shared_sql(later: int, every: int) -> str:
+    """Postings (all query terms) of memories holding a given term and one of `later` other terms."""
     return f"""
-        WITH scored AS MATERIALIZED (
-            SELECT category, key, MAX(id) AS id, MAX(updated_us) AS updated_us,
-                   SUM(CASE term {packed} END) AS packed, {score} AS score
-            FROM memory_terms WHERE user_id = :user AND term IN ({names})
-            GROUP BY +category, +key  -- `+`: read the terms' postings by primary key, not the user's all
-        ), kth AS MATERIALIZED (
-            SELECT score FROM scored ORDER BY score DESC LIMIT 1 OFFSET :limit - 1
-        ), band AS (
-            SELECT *, ROW_NUMBER() OVER (PARTITION BY packed ORDER BY updated_us DESC, id) AS place
-            FROM scored WHERE score >= COALESCE((SELECT score FROM kth), -1.0) - :band
+        SELECT p.category, p.key, p.term, p.field, p.updated_us, p.id
+        FROM memory_terms a
+        CROSS JOIN memory_terms p  -- CROSS: `a` stays the outer loop, with or without statistics
+          ON p.user_id = a.user_id AND p.term IN ({_marks(every)}) AND p.category = a.category AND p.key = a.key
+        WHERE a.user_id = ? AND a.term = ? AND EXISTS (
+            SELECT 1 FROM memory_terms b
+            WHERE b.user_id = a.user_id AND b.term IN ({_marks(later)}) AND b.category = a.category AND b.key = a.key
         )
-        SELECT category, key, id, updated_us, packed FROM band WHERE place <= :limit
     """
 
 
 def best_refs(conn: sqlite3.Connection, user_id: str, terms: list[str], limit: int) -> list[Ref]:
     """The (category, key) of the memories `rank` would return, best first (on the reader's thread)."""
     row = conn.execute("SELECT n FROM memory_counts WHERE user_id = ?", (user_id,)).fetchone()
-    if not row or not row[0]:
+    if not row or not row[0] or limit < 1:
         return []
-    marks = ", ".join("?" * len(terms))
-    frequency = dict(
+    frequency: dict[str, int] = dict(
         conn.execute(
-            f"SELECT term, count(*) FROM memory_terms WHERE user_id = ? AND term IN ({marks}) GROUP BY term",
+            f"SELECT term, count(*) FROM memory_terms WHERE user_id = ? AND term IN ({_marks(len(terms))}) "
+            "GROUP BY term",
             (user_id, *terms),
         ).fetchall()
     )
     if not frequency:
         return []
-    weights = term_weights(row[0], frequency)
-    params: dict[str, Any] = {"user": user_id, "limit": limit, "band": BAND}
-    for i, term in enumerate(terms):
-        params[f"t{i}"] = term
-        for field in (FIELD_KEY, FIELD_CATEGORY, FIELD_VALUE):
-            params[f"w{i}_{field}"] = weights.get(term, {}).get(field, 0.0)
+    present = sorted(frequency, key=lambda term: (frequency[term], term))  # rarest first
+    fields: dict[Ref, dict[str, int]] = {}
+    stamps: dict[Ref, tuple[int, str]] = {}
+    for index, term in enumerate(present[:-1]):
+        later = present[index + 1 :]
+        rows = conn.execute(_shared_sql(len(later), len(present)), (*present, user_id, term, *later))
+        for category, key, found, field, updated_us, memory_id in rows:
+            fields.setdefault((category, key), {})[found] = field
+            stamps[(category, key)] = (updated_us, memory_id)
+    for term in present:
+        for category, key, field, updated_us, memory_id in conn.execute(_best_postings_sql(), (user_id, term, limit)):
+            fields.setdefault((category, key), {})[term] = field
+            stamps[(category, key)] = (updated_us, memory_id)
     candidates = [
-        Candidate((category, key), unpack_fields(packed, len(terms)), updated_us, memory_id)
-        for category, key, memory_id, updated_us, packed in conn.execute(_candidates_sql(len(terms)), params)
+        Candidate(ref, tuple(found.get(term, 0) for term in terms), *stamps[ref]) for ref, found in fields.items()
     ]
-    return rank_candidates(candidates, terms, weights, limit)
+    return rank_candidates(candidates, terms, term_weights(row[0], frequency), limit)

@@ -31,6 +31,7 @@ EXPECTED = [
     "0005_memory_provenance",
     "0006_search_index",
     "0007_memory_changes",
+    "0008_search_best_postings",
 ]
 TABLES = {"profiles", "memories", "chatkit_threads", "chatkit_items", "chatkit_attachments", "memory_changes"}
 
