@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from memory.settings import Settings
@@ -53,6 +54,9 @@ class SharedStore(UserStore):
 
     async def _forget_user(self, user_id: str) -> None:
         await self._holder.require()._forget_user(user_id)
+
+    def erasing_in_bulk(self) -> AbstractAsyncContextManager[None]:
+        return self._holder.require().erasing_in_bulk()
 
     async def _list_users(self) -> list[str]:
         return await self._holder.require()._list_users()

@@ -300,12 +300,15 @@ class PostgresMemoryStore(MemoryStore):
             return []
         count, with_postings, frequencies = rows[0][:3]
         weights = term_weights(count, dict(zip(with_postings, frequencies, strict=True)))
-        by_ref = {(row[6], row[7]): row for row in rows}  # the memory columns start at row[4]
-        candidates = [
-            Candidate(ref, unpack_fields(row[3], len(terms)), epoch_us(_utc(row[11])), row[4])
-            for ref, row in by_ref.items()
-        ]
-        return [_memory(by_ref[ref][4:]) for ref in rank_candidates(candidates, terms, weights, limit)]
+        # each candidate's memory columns (row[4:]) by ref: a Memory is built only for the winners
+        columns: dict[tuple[str, str], tuple[Any, ...]] = {}
+        candidates = []
+        for row in rows:
+            memory_id, _, category, key, _, _, _, updated_at, _, _ = row[4:]
+            columns[(category, key)] = row[4:]
+            fields = unpack_fields(row[3], len(terms))
+            candidates.append(Candidate((category, key), fields, epoch_us(_utc(updated_at)), memory_id))
+        return [_memory(columns[ref]) for ref in rank_candidates(candidates, terms, weights, limit)]
 
     async def _search_postings(self, user_id: str, terms: list[str], limit: int) -> list[Memory]:
         rows = await self._db.run(user_id, (POSTINGS, {"user": user_id, "terms": terms}))

@@ -225,7 +225,7 @@ class Database:
         except sqlite3.Error as exc:
             raise self._failure(exc) from None
         if erase and _bulk_erasing.get() is not self:
-            await self.compact(self._erasures.committed)
+            await self.compact()
         return result
 
     @property
@@ -233,14 +233,13 @@ class Database:
         """How many times an erase rewrote the file so far."""
         return self._erasures.rewrites
 
-    async def compact(self, upto: int | None = None) -> None:
-        """Rewrite the file so no byte of erased data stays in it (see `_compact_file`).
+    async def compact(self) -> None:
+        """Rewrite the file so no byte of the erases committed so far stays in it (see `_compact_file`).
 
-        `upto` is the count of committed erases that must be covered (default: all so far);
-        a rewrite that already covered them is not repeated.
+        A rewrite that already covered them is not repeated.
         """
         self._check_open()
-        target = self._erasures.committed if upto is None else upto
+        target = self._erasures.committed
         if self._erasures.compacted >= target:
             return
         try:

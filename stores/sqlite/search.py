@@ -5,7 +5,7 @@ A memory's score is the sum of what each query term adds for the field it appear
 query term ranks below every other posting of that term that comes first in the
 order (field desc, updated desc, id): each of those scores at least as much and wins
 the tie-break. The top `limit` of the whole query are therefore among
-- the first `limit` postings of each term in that order, and
+- the first `limit` postings of each term in that order (the index memory_terms_best), and
 - the memories holding two or more of the terms,
 and nothing else needs reading. Memories holding several terms are found by walking
 the postings of all terms but the most frequent one and probing the primary key for
@@ -27,12 +27,11 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-def _best_postings_sql() -> str:
-    # the primary key (user_id, term, ...) finds the term's postings; SQLite keeps only `limit` while sorting
-    return (
-        "SELECT category, key, field, updated_us, id FROM memory_terms WHERE user_id = ? AND term = ? "
-        "ORDER BY field DESC, updated_us DESC, id LIMIT ?"
-    )
+# served in this order by the index memory_terms_best (schema version 6): `limit` index entries
+_BEST_POSTINGS = (
+    "SELECT category, key, field, updated_us, id FROM memory_terms WHERE user_id = ? AND term = ? "
+    "ORDER BY field DESC, updated_us DESC, id LIMIT ?"
+)
 
 
 def _shared_sql(later: int, every: int) -> str:
@@ -52,7 +51,7 @@ def _shared_sql(later: int, every: int) -> str:
 def best_refs(conn: sqlite3.Connection, user_id: str, terms: list[str], limit: int) -> list[Ref]:
     """The (category, key) of the memories `rank` would return, best first (on the reader's thread)."""
     row = conn.execute("SELECT n FROM memory_counts WHERE user_id = ?", (user_id,)).fetchone()
-    if not row or not row[0] or limit < 1:
+    if not row or not row[0]:
         return []
     frequency: dict[str, int] = dict(
         conn.execute(
@@ -73,7 +72,7 @@ def best_refs(conn: sqlite3.Connection, user_id: str, terms: list[str], limit: i
             fields.setdefault((category, key), {})[found] = field
             stamps[(category, key)] = (updated_us, memory_id)
     for term in present:
-        for category, key, field, updated_us, memory_id in conn.execute(_best_postings_sql(), (user_id, term, limit)):
+        for category, key, field, updated_us, memory_id in conn.execute(_BEST_POSTINGS, (user_id, term, limit)):
             fields.setdefault((category, key), {})[term] = field
             stamps[(category, key)] = (updated_us, memory_id)
     candidates = [
