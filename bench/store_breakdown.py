@@ -4,9 +4,10 @@
 
 For a thread load and a 20-item page after a cursor it times, interleaved in one run:
 - `raw round trip`: `PING` / `SELECT 1` on the bare driver (the floor of any call);
-- `driver only`: exactly the wire traffic the store sends (for Postgres the pipelined
-  prelude (statement_timeout, role, claims) plus the prepared query; for Redis the EVALSHA of the page
-  script) on the bare driver, with no decoding into models;
+- `driver only`: exactly the wire traffic the store sends (for Postgres one Query text
+  `EXECUTE`-ing the prepared prelude (statement_timeout, role, claims) and the prepared
+  query; for Redis the EVALSHA of the page script) on the bare driver, with no decoding
+  into models;
 - `decode only`: turning the rows into ChatKit models, no I/O at all;
 - `store`: the store call, everything included.
 It also reads the server's own time per call (Postgres: EXPLAIN ANALYZE planning +
@@ -30,7 +31,8 @@ from chatkit.types import ThreadMetadata
 from bench.common import DEFAULT_URLS, Timing, assistant_message, ensure_postgres_database, measure_interleaved
 from stores import UserStore, codec, open_store
 from stores.errors import redact_url
-from stores.postgres.db import _BIND_SQL, _TIMEOUT_AND_BIND_SQL
+from stores.postgres.db import _BIND_SQL, _TIMEOUT_AND_BIND_SQL, _last_rows
+from stores.postgres.prepared import PreparedOnConnections
 
 Operations = dict[str, Callable[[], Awaitable[object]]]
 
@@ -57,22 +59,21 @@ async def _postgres(store: Any, url: str, user_id: str, thread_id: str, after: s
     page_sql = _PAGE_ITEMS[True, True]
     page_params = {"user": user_id, "thread": thread_id, "after": after, "limit": 21}
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        prepared = PreparedOnConnections()
+        cursor = psycopg.AsyncClientCursor(conn)
 
-        async def pipelined(query: str, params: Any) -> list[Any]:
-            last = conn.cursor()
-            async with conn.pipeline():
-                await conn.cursor().execute(_TIMEOUT_AND_BIND_SQL, ["5000ms", claims], prepare=True)
-                await last.execute(query, params, prepare=True)
-            return await last.fetchall()
+        async def sent(query: str, params: Any) -> list[Any]:
+            script = await prepared.script(cursor, [(_TIMEOUT_AND_BIND_SQL, ["5000ms", claims]), (query, params)])
+            return await _last_rows(cursor, script)
 
-        rows = [row[0] for row in await pipelined(page_sql, page_params)]
-        thread_row = (await pipelined(_GET_THREAD, [user_id, thread_id]))[0][0]
+        rows = [row[0] for row in await sent(page_sql, page_params)]
+        thread_row = (await sent(_GET_THREAD, [user_id, thread_id]))[0][0]
         operations: Operations = {
             "raw round trip": lambda: conn.execute("select 1"),
-            "load_thread: driver only": lambda: pipelined(_GET_THREAD, [user_id, thread_id]),
+            "load_thread: driver only": lambda: sent(_GET_THREAD, [user_id, thread_id]),
             "load_thread: decode only": _async(lambda: codec.load_thread(thread_row)),
             "load_thread: store": lambda: store.threads.load_thread(thread_id, {"user_id": user_id}),
-            "page after cursor: driver only": lambda: pipelined(page_sql, page_params),
+            "page after cursor: driver only": lambda: sent(page_sql, page_params),
             "page after cursor: decode only": _async(lambda: [codec.load_item(row) for row in rows]),
             "page after cursor: store": lambda: store.threads.load_thread_items(
                 thread_id, after, 20, "desc", {"user_id": user_id}

@@ -41,7 +41,7 @@ select case when exists (select from pg_catalog.pg_roles where rolname = 'authen
 
 def connection_kwargs(config: PostgresConfig) -> dict[str, Any]:
     """psycopg connection options: autocommit (transactions are explicit), prepare per config."""
-    return {"autocommit": True, "prepare_threshold": 5 if config.prepare else None}
+    return {"autocommit": True, "prepare_threshold": None}
 
 
 async def connect(url: str, timeout: float) -> AsyncConnection:  # noqa: ASYNC109 - also libpq's connect_timeout

@@ -9,19 +9,20 @@ sql/0003_rls.sql hide every other user's rows even from a query that forgot its
 never carries one user's identity into the next call. Two ways to send it, chosen by
 the URL (docs/performance.md has the measurements):
 
-- prepared (the default): psycopg pipeline mode. The prelude and the statements go out
-  together as extended-protocol messages closed by ONE Sync; Postgres runs everything
-  before a Sync as one transaction, and the statements are prepared on the connection
-  (psycopg's `prepare_threshold`) and run with generic plans (`plan_cache_mode`, set in
-  the prelude), so the server skips parsing and planning them.
+- prepared (the default): each statement is prepared once per pooled connection with
+  SQL `PREPARE` (stores/postgres/prepared.py), and a call is ONE simple-protocol Query
+  of `EXECUTE`s (prelude first, values bound client-side), which Postgres runs in order
+  as one implicit transaction. The statements run with generic plans
+  (`plan_cache_mode`, set in the prelude), so the server neither parses nor plans them
+  again. (psycopg's pipeline mode sends the same in one round trip too, but measured
+  about one extra `SELECT 1` of Python per call.)
 - not prepared (`?prepare=false`, or port 6543 (Supabase's transaction pooler) or 6432
   (PgBouncer's default), or after a call found its prepared statement gone): the
   statements are bound client-side (psycopg's `ClientCursor` quoting, as Django does by
   default) and sent as one simple-protocol Query, which Postgres also runs as one
   implicit transaction. Nothing is prepared on the server, so any pooler works: a
   transaction pooler may hand the next transaction to another server connection, where
-  a statement prepared earlier does not exist. (An unprepared pipeline works too, but
-  measures slower than one simple Query.)
+  a statement prepared earlier does not exist.
 
 Lost connections: the pool does not ping on every checkout (that would add a round
 trip to every call). Instead, when a call fails because its connection broke (server
@@ -65,6 +66,7 @@ from psycopg import AsyncClientCursor, AsyncConnection, errors
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from stores.errors import StoreError, StoreTimeoutError, StoreUnavailableError, closed_error, scrub, timeout_error
+from stores.postgres.prepared import PreparedOnConnections
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +74,8 @@ Params = Sequence[Any] | Mapping[str, Any] | None
 Statement = tuple[str, Params]
 Row = tuple[Any, ...]
 _BIND_SQL = "select set_config('role', 'authenticated', true), set_config('request.jwt.claims', %s, true)"
-# the prelude of every call: one statement, so the pipeline carries one extra statement at most
+# The prelude of every call: one statement, one result column (the settings' values
+# joined: the driver then builds one column description per call, not four).
 # Generic plans, always: our statements are all keyed by the user (and thread) and served
 # by the same indexes whatever the values, but for pages Postgres estimates the generic
 # plan (rows of "any" thread) far above a custom one and so plans every call afresh,
@@ -80,13 +83,13 @@ _BIND_SQL = "select set_config('role', 'authenticated', true), set_config('reque
 # Transaction-local; it only matters for prepared statements.
 _PLAN_SQL = "set_config('plan_cache_mode', 'force_generic_plan', true)"
 _TIMEOUT_AND_BIND_SQL = (
-    f"select set_config('statement_timeout', %s, true), {_PLAN_SQL}, set_config('role', 'authenticated', true), "
-    "set_config('request.jwt.claims', %s, true)"
+    f"select set_config('statement_timeout', %s, true) || {_PLAN_SQL} || set_config('role', 'authenticated', true) "
+    "|| set_config('request.jwt.claims', %s, true)"
 )
 _RETRIABLE = (errors.SerializationFailure, errors.DeadlockDetected)
 # what a transaction pooler the URL did not reveal does to prepared statements
 _PREPARED_LOST = (errors.InvalidSqlStatementName, errors.DuplicatePreparedStatement)
-_TIMEOUT_SQL = f"select set_config('statement_timeout', %s, true), {_PLAN_SQL}"
+_TIMEOUT_SQL = f"select set_config('statement_timeout', %s, true) || {_PLAN_SQL}"
 DEFAULT_OP_TIMEOUT = 5.0
 
 
@@ -102,6 +105,7 @@ def lock_user(user_id: str) -> Statement:
     return ("select pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"memory-agent:user:{user_id}"])
 
 
+@functools.lru_cache(maxsize=4096)  # checked on every call: parse each active user once
 def is_canonical_uuid(user_id: str) -> bool:
     """True for a lower-case hyphenated UUID, the only form `auth.uid()` can return."""
     try:
@@ -132,6 +136,7 @@ class Database:
         self._url = url
         self._redacted = redacted
         self._closed = False
+        self._prepared = PreparedOnConnections()
 
     def _binds(self, user_id: str | None) -> bool:
         """Whether this call runs as `authenticated`; ValueError if RLS is required but impossible."""
@@ -280,33 +285,23 @@ class Database:
 
     async def _execute(self, conn: AsyncConnection, user_id: str | None, statements: Sequence[Statement]) -> list[Row]:
         if self.prepare:
-            return await self._send_pipelined(conn, user_id, statements)
+            return await self._send_prepared(conn, user_id, statements)
         return await self._send_script(conn, user_id, statements)
 
-    async def _send_pipelined(
+    async def _send_prepared(
         self, conn: AsyncConnection, user_id: str | None, statements: Sequence[Statement]
     ) -> list[Row]:
-        """Prepared path: prelude and statements in one pipeline, closed by one Sync (= one transaction)."""
-        parts = self._with_prelude(user_id, statements)
-        last = conn.cursor()
-        async with conn.pipeline():
-            earlier = conn.cursor()
-            for query, params in parts[:-1]:
-                await earlier.execute(query, params)
-            await last.execute(parts[-1][0], parts[-1][1])
-        return await last.fetchall() if last.description is not None else []
+        """Prepared path: one simple-protocol Query of EXECUTEs, prelude first (= one implicit transaction)."""
+        cursor = AsyncClientCursor(conn)
+        script = await self._prepared.script(cursor, self._with_prelude(user_id, statements))
+        return await _last_rows(cursor, script)
 
     async def _send_script(
         self, conn: AsyncConnection, user_id: str | None, statements: Sequence[Statement]
     ) -> list[Row]:
         """Unprepared path: one simple-protocol Query holding every statement (= one implicit transaction)."""
         cursor = AsyncClientCursor(conn)
-        await cursor.execute(self.script(cursor, user_id, statements).encode())
-        rows: list[Row] = []
-        while True:
-            rows = await cursor.fetchall() if cursor.description is not None else []
-            if not cursor.nextset():
-                return rows
+        return await _last_rows(cursor, self.script(cursor, user_id, statements).encode())
 
     async def _check_pool(self, deadline: float) -> None:
         """Let the pool drop its dead idle connections, without waiting past the deadline for it."""
@@ -349,6 +344,16 @@ class Database:
     async def close(self) -> None:
         self._closed = True
         await self.pool.close()
+
+
+async def _last_rows(cursor: AsyncClientCursor[Row], script: bytes) -> list[Row]:
+    """Run a multi-statement Query; the rows of its last statement."""
+    await cursor.execute(script)
+    rows: list[Row] = []
+    while True:
+        rows = await cursor.fetchall() if cursor.description is not None else []
+        if not cursor.nextset():
+            return rows
 
 
 def _consume(task: asyncio.Future[Any]) -> None:
