@@ -37,14 +37,13 @@ from public.memory_terms where user_id = %(user)s and term = any(%(terms)s::text
 # - the memories holding two or more of the terms (one grouping pass over the terms'
 #   postings, cheaper here than a primary-key probe per posting).
 # Each candidate comes with its memory row and its field per term packed 2 bits per term,
-# with the exact document frequencies and the memory count, from which Python ranks
+# with the exact document frequencies (memory_term_counts, kept by triggers: sql/0009)
+# and the memory count, from which Python ranks
 # exactly (memory.ranking.rank_candidates). The lateral subqueries' LIMIT keeps the
 # generic plan on index lookups.
 CANDIDATES = """
 with df as materialized (
-  select term, count(*) as df from public.memory_terms
-  where user_id = %(user)s and term = any(%(terms)s::text[])
-  group by term
+  select term, df from public.memory_term_counts where user_id = %(user)s and term = any(%(terms)s::text[])
 ), shared as (
   select category, key from public.memory_terms
   where user_id = %(user)s and term = any(%(terms)s::text[]) and cardinality(%(terms)s::text[]) > 1

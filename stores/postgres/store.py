@@ -17,6 +17,7 @@ _FORGET_USER = (
     "delete from public.memory_terms where user_id = %s",
     "delete from public.memories where user_id = %s",
     "delete from public.memory_counts where user_id = %s",
+    "delete from public.memory_term_counts where user_id = %s",
     "delete from public.memory_changes where user_id = %s",
     "delete from public.profiles where id = %s",
 )
@@ -28,6 +29,7 @@ ERASE_TABLES = (
     "public.memory_terms",
     "public.memories",
     "public.memory_counts",
+    "public.memory_term_counts",
     "public.memory_changes",
     "public.profiles",
 )

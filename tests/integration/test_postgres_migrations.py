@@ -32,6 +32,7 @@ EXPECTED = [
     "0006_search_index",
     "0007_memory_changes",
     "0008_search_best_postings",
+    "0009_search_term_counts",
 ]
 TABLES = {"profiles", "memories", "chatkit_threads", "chatkit_items", "chatkit_attachments", "memory_changes"}
 
