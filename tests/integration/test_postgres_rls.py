@@ -22,6 +22,9 @@ PER_USER_TABLES = {
     "chatkit_attachments": "user_id",
     "memories": "user_id",
     "memory_changes": "user_id",
+    "memory_terms": "user_id",
+    "memory_counts": "user_id",
+    "memory_term_counts": "user_id",
     "profiles": "id",
 }
 
@@ -148,6 +151,21 @@ async def test_store_transaction_enforces_isolation_without_a_filter(
     assert await seeded.run_as(user_a, forgot_filter) == [(user_a,)]
     assert await seeded.memories.get(user_a, "preference", "colour") is None
     assert await seeded.memories.get(user_b, "preference", "colour") is not None
+
+
+async def test_statements_prepared_by_an_unbound_call_obey_the_policies_when_bound(
+    postgres_store_url: str, user_a: str, user_b: str
+) -> None:
+    """Statements are prepared once per connection, as the connecting role; a bound call still gets the policies."""
+    async with await open_store(f"{postgres_store_url}?pool_max=1", settings=Settings(store_rls="auto")) as store:
+        assert isinstance(store, PostgresStore)
+        await _seed(store, user_a, "alice")
+        await _seed(store, user_b, "bob")
+        both = sorted([user_a, user_b])
+        unfiltered = "select distinct user_id from public.memories where user_id = any(%s) order by 1"
+        for _ in range(3):  # same pooled connection, same prepared statement, alternately unbound and bound
+            assert await store._db.run(None, (unfiltered, [both])) == [(user,) for user in both]
+            assert await store._db.run(user_a, (unfiltered, [both])) == [(user_a,)]
 
 
 async def test_store_rls_off_uses_the_owner_connection(
