@@ -307,7 +307,11 @@ class Database:
     async def _final_checkpoint(self) -> None:
         try:
             row = await (await self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")).fetchone()
-            failure = "another process still reads it" if row is not None and row[0] else None
+            if row is not None and row[0]:
+                # another process (a worker sharing the file) still has it open: nothing is at risk,
+                # the last one to close folds the log in
+                logger.debug("SQLite store %s: write-ahead log left for the other process still using it", self.path)
+            return
         except (sqlite3.Error, ValueError) as exc:
             failure = await asyncio.to_thread(disk_full_problem, self.path, exc) or str(exc)
         if failure:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import pwd
 import shutil
+import sqlite3
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -222,6 +224,26 @@ async def test_file_uses_wal_and_is_complete_after_close(tmp_path: Path) -> None
 
     assert not await asyncio.to_thread(Path(f"{path}-wal").exists)  # checkpointed: the .db file alone holds everything
     assert await rows(path, "SELECT key FROM memories") == [("city",)]
+
+
+async def test_closing_while_another_process_reads_the_file_is_not_an_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Workers share one file: the one closing first cannot fold the log in, which loses nothing."""
+    path = tmp_path / "shared.db"
+    store = await open_store(url_for(path))
+    await store.memories.remember(USER, "fact", "city", "Lisbon")
+    reader = sqlite3.connect(path)  # another worker, in the middle of a read
+    try:
+        reader.execute("BEGIN")
+        assert reader.execute("SELECT value FROM memories").fetchall() == [("Lisbon",)]
+        await store.aclose()
+        assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+        reader.execute("COMMIT")
+    finally:
+        reader.close()
+    async with await open_store(url_for(path)) as again:  # the data was never at risk
+        assert (await again.memories.get(USER, "fact", "city")) is not None
 
 
 async def test_every_commit_is_fsynced_before_it_is_acknowledged(tmp_path: Path) -> None:
