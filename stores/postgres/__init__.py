@@ -40,7 +40,11 @@ select case when exists (select from pg_catalog.pg_roles where rolname = 'authen
 
 
 def connection_kwargs(config: PostgresConfig) -> dict[str, Any]:
-    """psycopg connection options: autocommit (transactions are explicit), prepare per config."""
+    """psycopg connection options: autocommit (transactions are explicit), and psycopg never prepares.
+
+    Where the config allows, the store prepares its statements itself, with SQL PREPARE
+    (stores/postgres/prepared.py).
+    """
     return {"autocommit": True, "prepare_threshold": None}
 
 

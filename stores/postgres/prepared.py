@@ -26,6 +26,10 @@ from psycopg import AsyncClientCursor, AsyncConnection
 _PLACEHOLDER = re.compile(r"%(?:\((?P<name>\w+)\))?(?P<kind>.)", re.DOTALL)
 # what PREPARE accepts; anything else (DO, LOCK, NOTIFY ...) is sent as it is
 _PREPARABLE = ("select", "insert", "update", "delete", "with", "values")
+# The store's statements are a fixed set of a few dozen texts; a caller sending ever new
+# texts (ad-hoc SQL through `run_as`) gets them inline past this many, instead of filling
+# the server connection with prepared statements it never frees.
+MAX_PREPARED_PER_CONNECTION = 256
 
 
 def preparable(query: str) -> bool:
@@ -109,12 +113,15 @@ class PreparedOnConnections:
         done = self._names.setdefault(conn, set())
         parts: list[str] = []
         for query, params in statements:
-            if not preparable(query):
+            statement = prepared_statement(query) if preparable(query) else None
+            if statement is not None and statement.name not in done:
+                if len(done) >= MAX_PREPARED_PER_CONNECTION:
+                    statement = None
+                else:
+                    await conn.execute(statement.prepare_sql)
+                    done.add(statement.name)
+            if statement is None:
                 parts.append(cursor.mogrify(query, params))
                 continue
-            statement = prepared_statement(query)
-            if statement.name not in done:
-                await conn.execute(statement.prepare_sql)
-                done.add(statement.name)
             parts.append(cursor.mogrify(statement.execute_template, statement.values(params)))
         return ";\n".join(parts).encode()
