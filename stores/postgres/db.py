@@ -14,7 +14,8 @@ the URL (docs/performance.md has the measurements):
   of `EXECUTE`s (prelude first, values bound client-side), which Postgres runs in order
   as one implicit transaction. The statements run with generic plans
   (`plan_cache_mode`, set in the prelude), so the server neither parses nor plans them
-  again. (psycopg's pipeline mode sends the same in one round trip too, but measured
+  again, until the connection discards its plans to re-make them against grown tables
+  (stores/postgres/replan.py). (psycopg's pipeline mode sends the same in one round trip too, but measured
   about one extra `SELECT 1` of Python per call.)
 - not prepared (`?prepare=false`, or port 6543 (Supabase's transaction pooler) or 6432
   (PgBouncer's default), or after a call found its prepared statement gone): the
@@ -67,6 +68,7 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from stores.errors import StoreError, StoreTimeoutError, StoreUnavailableError, closed_error, scrub, timeout_error
 from stores.postgres.prepared import PreparedOnConnections
+from stores.postgres.replan import DISCARD_PLANS, Replans
 
 logger = logging.getLogger(__name__)
 
@@ -82,14 +84,20 @@ _BIND_SQL = "select set_config('role', 'authenticated', true), set_config('reque
 # which with the RLS policies costs more than running the query (docs/performance.md).
 # Transaction-local; it only matters for prepared statements.
 _PLAN_SQL = "set_config('plan_cache_mode', 'force_generic_plan', true)"
+# Calls keyed by a user read a few of that user's rows through an index. A generic plan
+# made while a table was empty scans the whole table, and stays until it is re-planned
+# (stores/postgres/replan.py); with sequential scans off it reads at most the user's rows.
+# Calls across users (retention sweeps, listing users) keep the planner's own choice.
+_KEYED_SQL = "set_config('enable_seqscan', 'off', true)"
 _TIMEOUT_AND_BIND_SQL = (
-    f"select set_config('statement_timeout', %s, true) || {_PLAN_SQL} || set_config('role', 'authenticated', true) "
-    "|| set_config('request.jwt.claims', %s, true)"
+    f"select set_config('statement_timeout', %s, true) || {_PLAN_SQL} || {_KEYED_SQL} "
+    "|| set_config('role', 'authenticated', true) || set_config('request.jwt.claims', %s, true)"
 )
 _RETRIABLE = (errors.SerializationFailure, errors.DeadlockDetected)
 # what a transaction pooler the URL did not reveal does to prepared statements
 _PREPARED_LOST = (errors.InvalidSqlStatementName, errors.DuplicatePreparedStatement)
 _TIMEOUT_SQL = f"select set_config('statement_timeout', %s, true) || {_PLAN_SQL}"
+_TIMEOUT_KEYED_SQL = f"{_TIMEOUT_SQL} || {_KEYED_SQL}"
 DEFAULT_OP_TIMEOUT = 5.0
 
 
@@ -137,6 +145,7 @@ class Database:
         self._redacted = redacted
         self._closed = False
         self._prepared = PreparedOnConnections()
+        self._replans = Replans()
 
     def _binds(self, user_id: str | None) -> bool:
         """Whether this call runs as `authenticated`; ValueError if RLS is required but impossible."""
@@ -153,12 +162,15 @@ class Database:
         return False  # auth.uid() cannot represent this id: the query filters alone isolate it
 
     def _with_prelude(self, user_id: str | None, statements: Sequence[Statement]) -> list[Statement]:
-        """The statements after the prelude: statement_timeout, and the user binding when RLS applies."""
+        """The statements after the prelude: statement_timeout and generic plans; for a user's call no
+        sequential scans, and the user binding when RLS applies."""
         timeout = f"{max(1, round(self.op_timeout * 1000))}ms"
         if self._binds(user_id):
             # a canonical UUID needs no JSON escaping (checked by _binds)
             prelude: Statement = (_TIMEOUT_AND_BIND_SQL, [timeout, f'{{"sub": "{user_id}", "role": "authenticated"}}'])
-        else:
+        elif user_id is not None:  # a user id auth.uid() cannot hold (STORE_RLS=auto): the filters isolate it
+            prelude = (_TIMEOUT_KEYED_SQL, [timeout])
+        else:  # an operator's call across users
             prelude = (_TIMEOUT_SQL, [timeout])
         return [prelude, *statements]
 
@@ -284,6 +296,8 @@ class Database:
         return rows
 
     async def _execute(self, conn: AsyncConnection, user_id: str | None, statements: Sequence[Statement]) -> list[Row]:
+        if self._replans.due(conn):  # stores/postgres/replan.py
+            statements = [(DISCARD_PLANS, None), *statements]
         if self.prepare:
             return await self._send_prepared(conn, user_id, statements)
         return await self._send_script(conn, user_id, statements)
